@@ -1,0 +1,261 @@
+"""``cpu-centric``: the CPU samples and gathers into pinned staging, then a DMA copy moves rows to the GPU.
+
+Done as well as the default PyTorch/DGL/PyG path does it: vectorised multi-threaded sampling and ``index_select``
+(torch intra-op threads), a ring of reusable pinned staging buffers, the host-to-device copy on a side stream ordered
+with events, and optional prefetch of the next batches in a background thread (the overlap that a DataLoader with
+workers gives). On a CPU-only machine the compute device is the CPU: gather is ``index_select`` and there is no
+transfer phase (records say ``device: cpu``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from kernels.base import AccessStrategy, LoadedBatch, check_ids
+from kernels.device import cuda_available
+from kernels.errors import InvalidOptions, StrategyUnavailable
+from kernels.registry import register
+from kernels.sampling import sample_blocks
+from kernels.types import GraphData, SampledBatch
+
+__all__ = ["CpuCentric"]
+
+
+@dataclass(frozen=True)
+class CpuCentricOptions:
+    """``threads``: torch intra-op threads for sampling and gathering (None: torch's default).
+    ``prefetch``: batches sampled and gathered ahead in a background thread (0: none).
+    ``staging``: ``pinned`` (page-locked, async DMA), ``pageable`` or ``auto`` (pinned when the device is CUDA).
+    """
+
+    threads: int | None = None
+    prefetch: int = 0
+    staging: Literal["auto", "pinned", "pageable"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("threads must be >= 1")
+        if not 0 <= self.prefetch <= 64:
+            raise ValueError("prefetch must be in [0, 64]")
+
+
+class _Staging:
+    """A ring of reusable host buffers; a slot is rewritten only after its last copy has finished."""
+
+    def __init__(self, slots: int, pinned: bool) -> None:
+        self.pinned = pinned
+        self.buffers: list[torch.Tensor | None] = [None] * slots
+        self.events: list[torch.cuda.Event | None] = [None] * slots
+        self.next = 0
+        self.lock = threading.Lock()
+
+    def acquire(self, rows: int, dim: int, dtype: torch.dtype) -> tuple[int, torch.Tensor]:
+        with self.lock:
+            slot = self.next
+            self.next = (self.next + 1) % len(self.buffers)
+        event = self.events[slot]
+        if event is not None:
+            event.synchronize()  # the previous copy out of this slot is done
+        buf = self.buffers[slot]
+        if buf is None or buf.shape[0] < rows or buf.shape[1] != dim or buf.dtype != dtype:
+            capacity = max(rows, 2 * buf.shape[0] if buf is not None and buf.shape[1] == dim else rows, 1)
+            buf = torch.empty((capacity, dim), dtype=dtype, pin_memory=self.pinned)
+            self.buffers[slot] = buf
+        return slot, buf[:rows]
+
+
+@register("cpu-centric")
+class CpuCentric(AccessStrategy):
+    """CPU sampling and gathering, staged host-to-device copy (the field's default data path)."""
+
+    Options = CpuCentricOptions
+
+    def __init__(self, options: CpuCentricOptions | None = None) -> None:
+        super().__init__(options)
+        self._staging: _Staging | None = None
+        self._copy_stream: torch.cuda.Stream | None = None
+        self._saved_threads: int | None = None
+        self._workers: list[_Prefetcher] = []
+
+    @property
+    def has_transfer_phase(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def sample_device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def prepare(self, graph: GraphData, device: torch.device) -> None:
+        """Keep everything in host memory; set up staging buffers and a copy stream when the device is CUDA."""
+        opts: CpuCentricOptions = self.options
+        if device.type == "cuda" and not cuda_available():
+            raise StrategyUnavailable("cpu-centric: CUDA device requested but torch sees none")
+        pinned = opts.staging == "pinned" or (opts.staging == "auto" and device.type == "cuda")
+        if pinned and not cuda_available():
+            raise InvalidOptions("cpu-centric: staging=pinned needs CUDA to page-lock memory; use staging=pageable")
+        if graph.features.device.type != "cpu":
+            raise ValueError("cpu-centric expects the graph in host memory")
+        self.graph = graph
+        self.device = device
+        if opts.threads is not None:
+            self._saved_threads = torch.get_num_threads()
+            torch.set_num_threads(opts.threads)
+        if device.type == "cuda":
+            self._staging = _Staging(slots=opts.prefetch + 2, pinned=pinned)
+            self._copy_stream = torch.cuda.Stream(device)
+
+    def sample(self, seeds: torch.Tensor, fanouts: Sequence[int], *, generator: torch.Generator) -> SampledBatch:
+        """Vectorised uniform sampling on the CPU over the host CSR; the batch lives in host memory."""
+        g = self._require_prepared()
+        seeds = check_ids(seeds.cpu(), g.num_nodes)
+        return sample_blocks(g.indptr, g.indices, seeds, fanouts, generator)
+
+    def gather(self, ids: torch.Tensor) -> torch.Tensor:
+        """``index_select`` on the CPU, then (CUDA) a DMA copy from pinned staging; exact, caller's order."""
+        feats, event = self._gather_async(ids)
+        if event is not None:
+            torch.cuda.current_stream(self.device).wait_event(event)
+        return feats
+
+    def _gather_async(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        g = self._require_prepared()
+        ids = check_ids(ids.cpu(), g.num_nodes)
+        n, dim = ids.numel(), g.feat_dim
+        self._stats.count_rows(n, g.row_bytes)
+        nbytes = n * g.row_bytes
+        if self.device.type != "cuda":
+            with self.phase("gather"):
+                out = torch.index_select(g.features, 0, ids)
+            self._stats.add_bytes("host", 2 * nbytes)  # read the table, write the result
+            return out, None
+        assert self._staging is not None and self._copy_stream is not None
+        slot, staged = self._staging.acquire(n, dim, g.dtype)
+        with self.phase("gather"):
+            torch.index_select(g.features, 0, ids, out=staged)
+        with self.phase("transfer"):
+            out = torch.empty((n, dim), dtype=g.dtype, device=self.device)
+            ready = torch.cuda.Event()
+            ready.record(torch.cuda.current_stream(self.device))  # `out` is allocated before the copy starts
+            with torch.cuda.stream(self._copy_stream):
+                self._copy_stream.wait_event(ready)
+                out.copy_(staged, non_blocking=self._staging.pinned)
+                done = torch.cuda.Event()
+                done.record(self._copy_stream)
+            out.record_stream(self._copy_stream)
+            self._staging.events[slot] = done
+            torch.cuda.current_stream(self.device).wait_event(done)
+        # host traffic: read the table, write staging, DMA read of staging
+        self._stats.add_bytes("host", 3 * nbytes)
+        self._stats.add_bytes("h2d", nbytes)
+        return out, done
+
+    def load(
+        self, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int], *, generator: torch.Generator
+    ) -> Iterator[LoadedBatch]:
+        """Sequential when ``prefetch == 0``; else a background thread keeps ``prefetch`` batches ready."""
+        if self.options.prefetch == 0:
+            yield from super().load(seed_batches, fanouts, generator=generator)
+            return
+        worker = _Prefetcher(self, seed_batches, fanouts, generator, depth=self.options.prefetch)
+        self._workers.append(worker)
+        try:
+            yield from worker
+        finally:
+            worker.stop()
+            self._workers.remove(worker)
+
+    def close(self) -> None:
+        """Stop prefetch threads, drop staging buffers, restore the thread count."""
+        for worker in list(self._workers):
+            worker.stop()
+        self._workers.clear()
+        self._staging = None
+        self._copy_stream = None
+        if self._saved_threads is not None:
+            torch.set_num_threads(self._saved_threads)
+            self._saved_threads = None
+        super().close()
+
+
+class _Prefetcher:
+    """Samples and gathers batches in a background thread into a bounded queue (depth = prefetch)."""
+
+    _DONE = object()
+
+    def __init__(
+        self,
+        strategy: CpuCentric,
+        seed_batches: Iterable[torch.Tensor],
+        fanouts: Sequence[int],
+        generator: torch.Generator,
+        depth: int,
+    ) -> None:
+        self.strategy = strategy
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(iter(seed_batches), list(fanouts), generator), daemon=True,
+            name="accessbench-prefetch",
+        )
+        self.thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self.stop_flag.is_set():
+            try:
+                self.queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, seeds_iter: Iterator[torch.Tensor], fanouts: list[int], generator: torch.Generator) -> None:
+        s = self.strategy
+        try:
+            stream_ctx = torch.cuda.stream(s._copy_stream) if s._copy_stream is not None else None
+            if stream_ctx is not None:
+                stream_ctx.__enter__()
+            for seeds in seeds_iter:
+                if self.stop_flag.is_set():
+                    return
+                with s.collect_phases() as phase_s:
+                    with s.phase("sample"):
+                        batch = s.sample(seeds, fanouts, generator=generator)
+                    feats, event = s._gather_async(batch.node_ids)
+                    batch = s.blocks_to_device(batch)
+                if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), event)):
+                    return
+            self._put(self._DONE)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[LoadedBatch]:
+        while True:
+            item = self.queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            loaded, event = item  # type: ignore[misc]
+            if event is not None:
+                main = torch.cuda.current_stream(self.strategy.device)
+                main.wait_event(event)
+                # produced on the side stream, consumed on this one: keep the allocator from reusing them early
+                for t in (loaded.features, loaded.batch.seeds, loaded.batch.node_ids,
+                          *(b.edge_index for b in loaded.batch.blocks)):
+                    t.record_stream(main)
+            yield loaded
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        self.thread.join(timeout=10)

@@ -1,0 +1,161 @@
+"""Workloads: frozen dataclasses loaded from TOML presets (``workloads/presets/``) or a user's TOML file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kernels.errors import AccessBenchError
+from kernels.sampling import validate_fanouts
+from workloads.generate import GraphSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Workload", "WorkloadError", "load_workload", "preset_names", "PRESET_DIR", "MODES", "cache_dir"]
+
+PRESET_DIR = Path(__file__).parent / "presets"
+MODES = ("gather", "sample", "train")
+Mode = Literal["gather", "sample", "train"]
+
+
+class WorkloadError(AccessBenchError):
+    """A preset or workload file that is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload: the graph, how batches are drawn, the model, and how many steps to warm up and measure.
+
+    ``graph`` is a synthetic ``GraphSpec`` unless ``store`` names an existing store directory.
+    ``gather_ids``: ids per step in ``gather`` mode (drawn uniformly at random, fresh each step).
+    ``memory_budget_bytes``: cap for strategies that hold caches or buffers (None: no cap).
+    ``options``: per-strategy option overrides, ``{strategy: {option: value}}``.
+    """
+
+    name: str
+    graph: GraphSpec | None = None
+    store: str | None = None
+    mode: Mode = "train"
+    batch_size: int = 1024
+    fanouts: tuple[int, ...] = (10, 5)
+    model: str = "sage"
+    hidden: int = 128
+    warmup_steps: int = 3
+    steps: int = 20
+    seed: int = 0
+    gather_ids: int = 100_000
+    memory_budget_bytes: int | None = None
+    description: str = ""
+    options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.graph is None) == (self.store is None):
+            raise WorkloadError(f"workload {self.name!r}: give exactly one of [graph] or store")
+        if self.mode not in MODES:
+            raise WorkloadError(f"workload {self.name!r}: mode {self.mode!r}; valid: {', '.join(MODES)}")
+        try:
+            validate_fanouts(self.fanouts)
+        except ValueError as exc:
+            raise WorkloadError(f"workload {self.name!r}: {exc}") from None
+        for key in ("batch_size", "steps", "gather_ids", "hidden"):
+            if getattr(self, key) < 1:
+                raise WorkloadError(f"workload {self.name!r}: {key} must be >= 1")
+        if self.warmup_steps < 0:
+            raise WorkloadError(f"workload {self.name!r}: warmup_steps must be >= 0")
+
+    def with_overrides(self, **changes: Any) -> Workload:
+        """A copy with some fields replaced (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define what is measured (used in config keys); excludes the description."""
+        d = dataclasses.asdict(self)
+        d.pop("description", None)
+        d.pop("options", None)
+        return d
+
+
+def _from_table(name: str, table: dict[str, Any], origin: str) -> Workload:
+    try:
+        graph_t = table.get("graph")
+        graph = GraphSpec(**graph_t) if graph_t is not None else None
+        sampling = table.get("sampling", {})
+        model = table.get("model", {})
+        run = table.get("run", {})
+        gather = table.get("gather", {})
+        known = {"name", "description", "mode", "graph", "store", "sampling", "model", "run", "gather", "options",
+                 "memory_budget_bytes"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise WorkloadError(f"{origin}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        store = table.get("store")
+        if store is not None and not os.path.isabs(store):
+            store = str((Path(origin).parent / store).resolve()) if Path(origin).is_file() else store
+        return Workload(
+            name=str(table.get("name", name)),
+            description=str(table.get("description", "")),
+            graph=graph,
+            store=store,
+            mode=table.get("mode", "train"),
+            batch_size=int(sampling.get("batch_size", 1024)),
+            fanouts=tuple(int(f) for f in sampling.get("fanouts", (10, 5))),
+            model=str(model.get("name", "sage")),
+            hidden=int(model.get("hidden", 128)),
+            warmup_steps=int(run.get("warmup_steps", 3)),
+            steps=int(run.get("steps", 20)),
+            seed=int(run.get("seed", 0)),
+            gather_ids=int(gather.get("ids", 100_000)),
+            memory_budget_bytes=table.get("memory_budget_bytes"),
+            options=dict(table.get("options", {})),
+        )
+    except WorkloadError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise WorkloadError(f"{origin}: {exc}") from None
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_workload(name_or_path: str) -> Workload:
+    """A bundled preset by name, or a workload TOML file by path."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise WorkloadError(f"workload file {name_or_path} does not exist")
+        origin = str(path)
+        name = path.stem
+    else:
+        path = PRESET_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise WorkloadError(f"unknown preset {name_or_path!r}; valid: {', '.join(preset_names())} (or a .toml file)")
+        origin, name = str(path), name_or_path
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkloadError(f"{origin}: malformed TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"{origin}: unreadable ({exc})") from None
+    return _from_table(name, table, origin)
+
+
+def cache_dir() -> Path:
+    """Where generated graph stores are cached: ``$ACCESSBENCH_CACHE`` or ``~/.cache/accessbench``."""
+    return Path(os.environ.get("ACCESSBENCH_CACHE", Path.home() / ".cache" / "accessbench"))
+
+
+def spec_key(spec: GraphSpec) -> str:
+    """A stable short hash of a graph spec (the name of its cached store)."""
+    blob = json.dumps(dataclasses.asdict(spec), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,312 @@
+"""The on-disk graph store: a directory with ``manifest.json`` and raw little-endian arrays (see docs/FORMAT.md).
+
+``StoreWriter`` streams arrays to disk in chunks (bounded memory) and writes the manifest last, so a store without a
+manifest is an incomplete one. ``open_store`` validates everything against the manifest and memory-maps the arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+
+from kernels.errors import StoreError
+from kernels.types import FeatureFile, GraphData
+
+__all__ = ["StoreWriter", "open_store", "read_manifest", "verify_store", "SCHEMA_VERSION", "DTYPES", "MANIFEST"]
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+FORMAT_NAME = "accessbench-graph-store"
+#: Feature/array dtypes a store may hold: name -> (torch dtype, numpy dtype used to map the bytes).
+DTYPES: dict[str, tuple[torch.dtype, str]] = {
+    "float32": (torch.float32, "<f4"),
+    "float16": (torch.float16, "<f2"),
+    "bfloat16": (torch.bfloat16, "<u2"),
+    "int8": (torch.int8, "i1"),
+    "uint8": (torch.uint8, "u1"),
+    "int32": (torch.int32, "<i4"),
+    "int64": (torch.int64, "<i8"),
+}
+_SAMPLE_CHUNK = 1 << 20  # bytes per sampled-digest chunk
+_SAMPLE_COUNT = 16  # chunks in a sampled digest
+FULL_VERIFY_LIMIT = 256 << 20  # arrays up to this many bytes get their full digest checked on every open
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The store's name for a torch dtype."""
+    for name, (td, _) in DTYPES.items():
+        if td == dtype:
+            return name
+    raise StoreError(f"dtype {dtype} cannot be stored; valid: {', '.join(DTYPES)}")
+
+
+def _sampled_digest(path: Path, size: int) -> str:
+    """blake2b over 16 evenly spaced 1 MiB chunks (the whole file when smaller): cheap to check on every open."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        if size <= _SAMPLE_CHUNK * _SAMPLE_COUNT:
+            h.update(f.read())
+        else:
+            step = (size - _SAMPLE_CHUNK) // (_SAMPLE_COUNT - 1)
+            for i in range(_SAMPLE_COUNT):
+                f.seek(i * step)
+                h.update(f.read(_SAMPLE_CHUNK))
+    h.update(size.to_bytes(8, "little"))
+    return h.hexdigest()
+
+
+def _full_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class _ArrayOut:
+    name: str
+    dtype: str
+    path: Path
+    fh: BinaryIO
+    rows: int = 0
+    hasher: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=16))
+
+
+class StoreWriter:
+    """Write a store chunk by chunk: ``append(name, tensor)`` for each array, then ``finish(**meta)``.
+
+    Arrays: ``indptr`` (int64), ``indices`` (int32/int64), ``features`` ([rows, D]), optional ``labels`` (int64) and
+    ``train_ids`` (int64). Use as a context manager: an exception leaves no manifest (the store stays invalid).
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if (self.path / MANIFEST).exists() and not overwrite:
+            raise StoreError(f"a store already exists at {self.path} (pass overwrite to replace it)")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / MANIFEST).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot write a store at {self.path}: {exc.strerror or exc}") from None
+        self._arrays: dict[str, _ArrayOut] = {}
+        self._dims: dict[str, int] = {}
+
+    def append(self, name: str, chunk: torch.Tensor) -> None:
+        """Append rows to array ``name`` (created on first use with the chunk's dtype and row width)."""
+        chunk = chunk.detach().cpu().contiguous()
+        dim = int(chunk.shape[1]) if chunk.dim() == 2 else 0
+        arr = self._arrays.get(name)
+        if arr is None:
+            path = self.path / f"{name}.bin"
+            arr = _ArrayOut(name, dtype_name(chunk.dtype), path, open(path, "wb"))
+            self._arrays[name] = arr
+            self._dims[name] = dim
+        elif dtype_name(chunk.dtype) != arr.dtype or dim != self._dims[name]:
+            raise StoreError(f"array {name}: chunk dtype/width differs from earlier chunks")
+        data = chunk.view(torch.uint8).numpy().tobytes() if chunk.numel() else b""
+        if sys.byteorder != "little" and chunk.element_size() > 1:  # pragma: no cover - big-endian hosts
+            data = chunk.numpy().byteswap().tobytes()
+        arr.fh.write(data)
+        arr.hasher.update(data)
+        arr.rows += int(chunk.shape[0]) if chunk.dim() else 1
+
+    def finish(self, *, name: str, num_classes: int | None = None, source: dict[str, Any] | None = None) -> Path:
+        """Close the arrays, then write the manifest (atomically); returns the store path."""
+        for required in ("indptr", "indices", "features"):
+            if required not in self._arrays:
+                raise StoreError(f"store is missing the {required} array")
+        arrays: dict[str, Any] = {}
+        for arr in self._arrays.values():
+            arr.fh.flush()
+            os.fsync(arr.fh.fileno())
+            arr.fh.close()
+            size = arr.path.stat().st_size
+            dim = self._dims[arr.name]
+            arrays[arr.name] = {
+                "file": arr.path.name,
+                "dtype": arr.dtype,
+                "shape": [arr.rows, dim] if dim else [arr.rows],
+                "bytes": size,
+                "blake2b": arr.hasher.hexdigest(),
+                "blake2b_sampled": _sampled_digest(arr.path, size),
+            }
+        feats = arrays["features"]
+        elem = torch.empty(0, dtype=DTYPES[feats["dtype"]][0]).element_size()
+        manifest = {
+            "format": FORMAT_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "byte_order": "little",
+            "num_nodes": arrays["indptr"]["shape"][0] - 1,
+            "num_edges": arrays["indices"]["shape"][0],
+            "feat_dim": feats["shape"][1],
+            "dtype": feats["dtype"],
+            "row_bytes": feats["shape"][1] * elem,
+            "row_stride": feats["shape"][1] * elem,
+            "num_classes": num_classes,
+            "arrays": arrays,
+            "source": source or {},
+        }
+        tmp = self.path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(tmp, self.path / MANIFEST)
+        return self.path
+
+    def abort(self) -> None:
+        """Close files without writing a manifest."""
+        for arr in self._arrays.values():
+            if not arr.fh.closed:
+                arr.fh.close()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.abort()
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Load and check the manifest's own fields (not the arrays)."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not path.is_dir():
+        raise StoreError(f"no graph store at {path} (not a directory)")
+    if not mpath.is_file():
+        raise StoreError(f"{path} is not a complete graph store: {MANIFEST} is missing")
+    try:
+        m = json.loads(mpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{mpath}: unreadable manifest ({exc})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
+        raise StoreError(f"{mpath}: not an accessbench graph store manifest")
+    if m.get("schema_version") != SCHEMA_VERSION:
+        raise StoreError(f"{mpath}: schema version {m.get('schema_version')} unsupported (this build reads {SCHEMA_VERSION})")
+    if m.get("byte_order") != "little":
+        raise StoreError(f"{mpath}: byte order {m.get('byte_order')!r} unsupported (arrays must be little-endian)")
+    try:
+        n, e, d = int(m["num_nodes"]), int(m["num_edges"]), int(m["feat_dim"])
+        arrays = m["arrays"]
+        for req in ("indptr", "indices", "features"):
+            arrays[req]
+        if m["dtype"] not in DTYPES:
+            raise StoreError(f"{mpath}: feature dtype {m['dtype']!r} unsupported; valid: {', '.join(DTYPES)}")
+        if int(m["row_stride"]) < int(m["row_bytes"]):
+            raise StoreError(f"{mpath}: row_stride {m['row_stride']} < row_bytes {m['row_bytes']}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{mpath}: manifest field missing or malformed ({exc})") from None
+    if n < 0 or e < 0 or d < 1:
+        raise StoreError(f"{mpath}: bad counts (nodes {n}, edges {e}, feat_dim {d})")
+    return m
+
+
+def _check_array(path: Path, name: str, spec: dict[str, Any], *, full: bool) -> Path:
+    fpath = path / spec["file"]
+    if not fpath.is_file():
+        raise StoreError(f"store {path}: array file {spec['file']} ({name}) is missing")
+    size = fpath.stat().st_size
+    if size != int(spec["bytes"]):
+        kind = "truncated" if size < int(spec["bytes"]) else "longer than the manifest says"
+        raise StoreError(f"store {path}: {spec['file']} is {kind} ({size} bytes, manifest says {spec['bytes']})")
+    if _sampled_digest(fpath, size) != spec["blake2b_sampled"]:
+        raise StoreError(f"store {path}: {spec['file']} is corrupt (checksum mismatch)")
+    if (full or size <= FULL_VERIFY_LIMIT) and _full_digest(fpath) != spec["blake2b"]:
+        raise StoreError(f"store {path}: {spec['file']} is corrupt (checksum mismatch)")
+    return fpath
+
+
+def _map(fpath: Path, dtype: str, shape: list[int]) -> torch.Tensor:
+    tdtype, npdtype = DTYPES[dtype]
+    count = int(np.prod(shape)) if shape else 0
+    if count == 0:
+        return torch.empty(shape, dtype=tdtype)
+    arr = np.memmap(fpath, dtype=npdtype, mode="c", shape=tuple(shape))  # copy-on-write: the file is never written
+    t = torch.from_numpy(arr)
+    return t.view(tdtype) if tdtype == torch.bfloat16 else t
+
+
+def _map_strided(fpath: Path, dtype: str, rows: int, dim: int, stride: int) -> torch.Tensor:
+    """Map padded rows (``stride`` bytes apart) as a ``[rows, dim]`` view."""
+    tdtype = DTYPES[dtype][0]
+    raw = torch.from_numpy(np.memmap(fpath, dtype="u1", mode="c", shape=(rows, stride)))
+    return raw[:, : dim * torch.empty(0, dtype=tdtype).element_size()].view(tdtype)
+
+
+def open_store(path: str | Path, *, verify: bool = False) -> GraphData:
+    """Validate a store against its manifest and map it as ``GraphData`` (features stay memory-mapped).
+
+    Sizes and sampled checksums are always checked, full checksums for arrays up to 256 MiB (all with ``verify``),
+    and the CSR's structure (``indptr`` monotone from 0 to E, ``indices`` in range) always.
+    """
+    path = Path(path)
+    m = read_manifest(path)
+    n, e, d = int(m["num_nodes"]), int(m["num_edges"]), int(m["feat_dim"])
+    arrays = m["arrays"]
+    expected = {
+        "indptr": ("int64", [n + 1]),
+        "indices": (None, [e]),
+        "features": (m["dtype"], [n, d]),
+        "labels": ("int64", [n]),
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    for name, spec in arrays.items():
+        want = expected.get(name)
+        if want is not None:
+            if want[0] is not None and spec.get("dtype") != want[0]:
+                raise StoreError(f"store {path}: {name} has dtype {spec.get('dtype')}, expected {want[0]}")
+            if list(spec.get("shape", [])) != want[1]:
+                raise StoreError(f"store {path}: {name} has shape {spec.get('shape')}, manifest counts say {want[1]}")
+        if spec.get("dtype") not in DTYPES:
+            raise StoreError(f"store {path}: {name} has unsupported dtype {spec.get('dtype')!r}")
+        fpath = _check_array(path, name, spec, full=verify)
+        if name == "features" and int(m["row_stride"]) != int(m["row_bytes"]):
+            tensors[name] = _map_strided(fpath, spec["dtype"], n, d, int(m["row_stride"]))
+        else:
+            tensors[name] = _map(fpath, spec["dtype"], list(spec["shape"]))
+    indptr, indices = tensors["indptr"], tensors["indices"]
+    if indices.dtype not in (torch.int32, torch.int64):
+        raise StoreError(f"store {path}: indices must be int32 or int64")
+    if int(indptr[0]) != 0 or int(indptr[-1]) != e or bool((indptr[1:] < indptr[:-1]).any()):
+        raise StoreError(f"store {path}: indptr is not a valid CSR offset array (0 .. {e}, non-decreasing)")
+    if e and (int(indices.min()) < 0 or int(indices.max()) >= n):
+        raise StoreError(f"store {path}: indices hold node ids outside [0, {n})")
+    train_ids = tensors.get("train_ids")
+    if train_ids is not None and train_ids.numel() and (int(train_ids.min()) < 0 or int(train_ids.max()) >= n):
+        raise StoreError(f"store {path}: train_ids outside [0, {n})")
+    labels = tensors.get("labels")
+    fspec = arrays["features"]
+    feature_file = FeatureFile(
+        path=(path / fspec["file"]).resolve(), offset=0, row_stride=int(m["row_stride"]), row_bytes=int(m["row_bytes"])
+    )
+    return GraphData(
+        num_nodes=n,
+        indptr=indptr,
+        indices=indices,
+        features=tensors["features"],
+        feature_file=feature_file,
+        labels=labels,
+        train_ids=train_ids,
+        num_classes=m.get("num_classes"),
+        name=str(m.get("name", path.name)),
+    )
+
+
+def verify_store(path: str | Path) -> dict[str, Any]:
+    """Full check of every array (sizes, full checksums, CSR structure); returns the manifest."""
+    open_store(path, verify=True)
+    return read_manifest(path)
+
+
+def iter_chunks(total: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` pairs covering ``[0, total)`` in steps of ``chunk``."""
+    for start in range(0, total, chunk):
+        yield start, min(total, start + chunk)
