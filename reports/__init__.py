@@ -1,0 +1,15 @@
+"""accessbench reports: result files -> tables, plots, one self-contained HTML page, run-vs-run comparison.
+
+Reads only files (``results.jsonl``, ``probe.json``, ``power_*.csv``); imports pandas and matplotlib, nothing of
+``kernels``, ``workloads`` or ``suite``.
+"""
+
+from reports.compare import DEFAULT_THRESHOLD, Comparison, compare_results
+from reports.load import ReportError, RunData, load_run, records_frame
+from reports.tables import summary_frame, workload_tables
+from reports.write import ReportPaths, build_report, write_report
+
+__all__ = [
+    "DEFAULT_THRESHOLD", "Comparison", "compare_results", "ReportError", "RunData", "load_run", "records_frame",
+    "summary_frame", "workload_tables", "ReportPaths", "build_report", "write_report",
+]

@@ -1,0 +1,166 @@
+"""The per-workload strategy table: one row per configuration, numbers in display units, best value per column.
+
+``summary_frame`` is the machine-readable table (``summary.csv``: raw values, units in the column names);
+``workload_tables`` splits it per workload into ``WorkloadTable`` s with the display columns and the best rows marked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+
+from reports.ceilings import CEILING_LABELS, ceiling_value, relevant_ceiling
+
+__all__ = ["Column", "COLUMNS", "WorkloadTable", "summary_frame", "workload_tables", "headline_time",
+           "BASELINE_STRATEGY", "format_value"]
+
+BASELINE_STRATEGY = "cpu-centric"
+_TIME_PHASES = ("step", "gather")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A display column: ``source`` column of the summary frame, scaled by ``scale``, best is ``better``."""
+
+    title: str
+    source: str
+    better: Literal["min", "max"] | None = None
+    scale: float = 1.0
+    digits: int = 3  # significant digits when formatting
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("time (ms)", "time_s", "min", 1e3),
+    Column("p10 (ms)", "time_s_p10", None, 1e3),
+    Column("p90 (ms)", "time_s_p90", None, 1e3),
+    Column("speed-up vs cpu-centric", "speedup", "max"),
+    Column("GB/s", "feature_gbps", "max"),
+    Column("% of ceiling", "pct_of_ceiling", "max"),
+    Column("CPU util (%)", "cpu_util_process", "min"),
+    Column("energy/step (J)", "energy_per_step_j", "min"),
+    Column("GPU power (W)", "gpu_power_w", "min"),
+    Column("host (MB)", "bytes_host", "min", 1e-6),
+    Column("h2d (MB)", "bytes_h2d", "min", 1e-6),
+    Column("disk (MB)", "bytes_disk", "min", 1e-6),
+    Column("peer (MB)", "bytes_peer", "min", 1e-6),
+    Column("read amp.", "read_amplification", "min"),
+    Column("hit rate", "hit_rate", "max"),
+)
+
+
+def headline_time(row: Any) -> tuple[float, float, float, str]:
+    """The time a configuration is judged by: ``step_s`` (median, p10, p90), else ``gather_s``; NaN if neither."""
+    for phase in _TIME_PHASES:
+        value = row.get(f"{phase}_s")
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            return float(value), float(row.get(f"{phase}_s_p10", math.nan)), float(
+                row.get(f"{phase}_s_p90", math.nan)), f"{phase}_s"
+    return math.nan, math.nan, math.nan, ""
+
+
+def summary_frame(results: pd.DataFrame, probe: dict[str, Any]) -> pd.DataFrame:
+    """The table behind the report and ``summary.csv``: one row per configuration, raw values, units in names.
+
+    ``speedup`` is the fastest successful ``cpu-centric`` configuration of the same workload divided by this
+    configuration's time (the strongest baseline, not the default options); ``pct_of_ceiling`` is
+    ``feature_gbps`` as a percentage of ``ceiling_gbps``, the probe's bound for this configuration's data path.
+    """
+    rows = []
+    for _, r in results.iterrows():
+        t, p10, p90, source = headline_time(r)
+        key = relevant_ceiling(r)
+        ceil = ceiling_value(probe, key)
+        gbps = r.get("feature_gbps", math.nan)
+        rows.append({
+            "workload": r["workload"], "mode": r.get("mode"), "configuration": r["label"],
+            "strategy": r["strategy"], "options": r.get("options_label", ""), "device": r.get("device"),
+            "ranks": r.get("ranks"), "status": r["status"], "config_key": r["config_key"],
+            "time_s": t, "time_s_p10": p10, "time_s_p90": p90, "time_source": source,
+            "speedup": math.nan, "feature_gbps": gbps,
+            "ceiling": key, "ceiling_gbps": ceil if ceil is not None else math.nan,
+            "pct_of_ceiling": 100.0 * gbps / ceil if ceil and not math.isnan(gbps) else math.nan,
+            **{c: r.get(c, math.nan) for c in (
+                "cpu_util_process", "cpu_util_system", "energy_per_step_j", "gpu_energy_j", "gpu_power_w",
+                "cpu_energy_j", "bytes_needed", "bytes_host", "bytes_h2d", "bytes_disk", "bytes_peer",
+                "read_amplification", "hit_rate", "rows_per_s", "edges_per_s", "row_bytes", "peak_rss_bytes",
+                "peak_device_bytes")},
+            "simulated": bool(r.get("simulated", False)),
+            "error": r.get("error") if r["status"] != "ok" else None,
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    ok = df["status"] == "ok"
+    for workload, idx in df.groupby("workload").groups.items():
+        base = df.loc[idx][ok.loc[idx] & (df.loc[idx, "strategy"] == BASELINE_STRATEGY)]["time_s"].dropna()
+        if len(base):
+            df.loc[idx, "speedup"] = float(base.min()) / df.loc[idx, "time_s"]
+    df.loc[~ok, ["speedup", "pct_of_ceiling"]] = math.nan
+    return df
+
+
+@dataclass
+class WorkloadTable:
+    """The display table of one workload: ``frame`` has one column per ``COLUMNS`` title (display units)."""
+
+    workload: str
+    mode: str
+    frame: pd.DataFrame  # index: configuration label; columns: status, ceiling, then COLUMNS titles
+    best: dict[str, set[str]] = field(default_factory=dict)  # column title -> configuration labels holding the best
+    notes: list[str] = field(default_factory=list)
+
+
+def workload_tables(summary: pd.DataFrame) -> list[WorkloadTable]:
+    """One ``WorkloadTable`` per workload, configurations sorted by time (failed ones last)."""
+    tables = []
+    if summary.empty:
+        return tables
+    for workload, part in summary.groupby("workload", sort=True):
+        part = part.assign(_failed=part["status"] != "ok").sort_values(["_failed", "time_s", "configuration"])
+        frame = pd.DataFrame(index=part["configuration"].tolist())
+        frame["status"] = part["status"].tolist()
+        frame["ceiling"] = [CEILING_LABELS.get(k, k) if s == "ok" else "" for k, s in zip(part["ceiling"],
+                                                                                        part["status"])]
+        best: dict[str, set[str]] = {}
+        ok = (part["status"] == "ok").to_numpy()
+        for col in COLUMNS:
+            # a failed or skipped configuration's partial numbers would read as results: leave its cells empty
+            values = [v * col.scale if good else math.nan for v, good in zip(part[col.source].astype(float), ok)]
+            frame[col.title] = values
+            candidates = [(v, lab) for v, lab, good in zip(values, frame.index, ok) if good and not math.isnan(v)]
+            spread = {round(v, 12) for v, _ in candidates}
+            if col.better and len(spread) > 1:  # a column where every row ties has no best to point at
+                target = (min if col.better == "min" else max)(v for v, _ in candidates)
+                best[col.title] = {lab for v, lab in candidates if math.isclose(v, target, rel_tol=1e-9)}
+        notes = []
+        if not (part["strategy"] == BASELINE_STRATEGY).any() or part.loc[part["strategy"] == BASELINE_STRATEGY,
+                                                                         "status"].ne("ok").all():
+            notes.append(f"no successful {BASELINE_STRATEGY} configuration: speed-up not computed")
+        if part["simulated"].any():
+            notes.append("rows marked simulated come from the simulator, not a measurement")
+        modes = part["mode"].dropna().astype(str).unique()
+        tables.append(WorkloadTable(str(workload), ", ".join(modes), frame, best, notes))
+    return tables
+
+
+def format_value(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits (no exponent for everyday magnitudes); '' for NaN/None."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(v):
+        return ""
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e7:
+        decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(v)))))
+        return f"{v:,.{decimals}f}"
+    return f"{v:.{digits - 1}e}"
