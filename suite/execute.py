@@ -123,12 +123,14 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         synchronize(device)
         rec.prepare_s = time.perf_counter() - t0
         runner = {"gather": _run_gather, "sample": _run_sample, "train": _run_train}[cfg.mode]
-        runner(rec, cfg, strategy, graph, device, telemetry, verify)
+        _in_phase(cfg.mode, lambda: runner(rec, cfg, strategy, graph, device, telemetry, verify))
         rec.status = "ok"
         if device.type == "cuda":
             rec.peak_device_bytes = int(torch.cuda.max_memory_allocated(device))
     except _PhaseFailure as failure:
         rec.status, rec.failed_phase, rec.error = "failed", failure.phase, _error_text(failure.exc)
+    except Exception as exc:  # anything outside a named phase still becomes a failed row, never a traceback
+        rec.status, rec.failed_phase, rec.error = "failed", "setup", _error_text(exc)
     finally:
         if strategy is not None:
             try:
