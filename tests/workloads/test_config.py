@@ -35,6 +35,7 @@ def test_unknown_preset() -> None:
     ("[graph]\nnum_nodes = 0", "num_nodes"),
     ("mode = 'fly'\n[graph]\nnum_nodes = 10", "mode"),
     ("name = 'x'", "exactly one of"),
+    ("[graph]\nnum_nodes = 10\n[model]\nname = 'gat9'", "model 'gat9'; valid: sage"),
 ])
 def test_bad_workload_files(tmp_path: Path, text: str, match: str) -> None:
     f = tmp_path / "w.toml"
