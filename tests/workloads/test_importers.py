@@ -65,7 +65,7 @@ def make_products(root: Path, *, n: int = 120, d: int = 7, e: int = 500, split: 
     labels = rng.integers(0, 5, n)
     src, dst = random_edges(n, e, 2)
     raw = root / "raw"
-    write_gz(raw / "edge.csv.gz", [f"{a},{b}" for a, b in zip(src, dst)])
+    write_gz(raw / "edge.csv.gz", [f"{a},{b}" for a, b in zip(src, dst, strict=True)])
     write_gz(raw / "node-feat.csv.gz", [",".join(f"{v:.9g}" for v in row) for row in feats])
     write_gz(raw / "node-label.csv.gz", [str(v) for v in labels])
     write_gz(raw / "num-node-list.csv.gz", [str(n)])
@@ -86,7 +86,8 @@ def test_products_csv(tmp_path: Path, symmetrize: bool, chunk_bytes: int) -> Non
     m = json.loads((store / MANIFEST).read_text())
     assert m["name"] == "ogbn_products" and m["num_classes"] == int(data["labels"].max()) + 1
     src = m["source"]
-    assert src["importer"] == "ogb" and src["layout"] == "csv" and src["path"] == str((tmp_path / "ogbn_products").resolve())
+    assert src["importer"] == "ogb" and src["layout"] == "csv"
+    assert src["path"] == str((tmp_path / "ogbn_products").resolve())
     assert src["options"]["symmetrize"] is symmetrize and src["options"]["split"] == "sales_ranking"
     assert src["seconds"] >= 0 and "raw/edge.csv.gz" in src["files"]
     assert not list(store.glob(".*tmp"))  # the scratch array is gone
@@ -226,7 +227,8 @@ def test_bad_inputs(tmp_path: Path) -> None:
     root = tmp_path / "p"
     make_papers(root)
     with pytest.raises(StoreError, match="more labels than the 4 nodes"):
-        np.savez(root / "raw" / "data.npz", edge_index=np.zeros((2, 0), np.int64), node_feat=np.ones((4, 2), np.float32))
+        np.savez(root / "raw" / "data.npz", edge_index=np.zeros((2, 0), np.int64),
+                 node_feat=np.ones((4, 2), np.float32))
         import_ogb(root, tmp_path / "s0")
     (root / "raw" / "node-label.npz").unlink()
     np.savez(root / "raw" / "data.npz", edge_index=np.array([[0, 1], [1, 999]]), node_feat=np.ones((4, 2), np.float32))
@@ -291,3 +293,21 @@ def test_counting_sort_matches_global_sort(tmp_path: Path, seed: int) -> None:
     g = open_store(tmp_path / "s")
     indptr, indices = reference_csr(src, dst, n, sym)
     assert torch.equal(g.indptr, indptr) and torch.equal(g.indices.to(torch.int64), indices)
+
+
+def test_scatter_paths_agree() -> None:
+    """The packed-key path (int32 ids) and the argsort path (int64 ids, graphs over 2**31 nodes) fill alike."""
+    from workloads.importers._build import _scatter
+
+    rng = np.random.default_rng(9)
+    src, dst = rng.integers(0, 50, 400), rng.integers(0, 50, 400)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=50))])
+    filled = []
+    for dtype in (np.int32, np.int64):
+        target, cursor = np.full(400, -1, dtype=dtype), indptr[:-1].copy()
+        _scatter(target, cursor, src[:150], dst[:150])
+        _scatter(target, cursor, src[150:], dst[150:])
+        assert np.array_equal(cursor, indptr[1:])
+        filled.append(np.concatenate([np.sort(target[a:b]) for a, b in zip(indptr[:-1], indptr[1:], strict=True)]))
+    _, expected = reference_csr(src, dst, 50, False)
+    assert np.array_equal(filled[0], expected.numpy()) and np.array_equal(filled[1], expected.numpy())

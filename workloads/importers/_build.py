@@ -38,7 +38,8 @@ def check_common(*, symmetrize: bool, feature_dtype: str | None, chunk_bytes: in
     if not isinstance(symmetrize, bool):
         raise InvalidOptions(f"symmetrize must be True or False, got {symmetrize!r}")
     if feature_dtype is not None and feature_dtype not in CONVERTIBLE:
-        raise InvalidOptions(f"feature_dtype {feature_dtype!r}; valid: None (keep the source's), {', '.join(CONVERTIBLE)}")
+        raise InvalidOptions(f"feature_dtype {feature_dtype!r}; valid: None (keep the source's), "
+                             f"{', '.join(CONVERTIBLE)}")
     if not isinstance(chunk_bytes, int) or chunk_bytes < 1024:
         raise InvalidOptions(f"chunk_bytes must be an integer >= 1024, got {chunk_bytes!r}")
 
@@ -72,8 +73,13 @@ def _checked(chunks: Iterator[tuple[np.ndarray, np.ndarray]], num_nodes: int, wh
 
 def _scatter(target: np.ndarray, cursor: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
     """Write each ``dst`` at its source's next free slot (``cursor``), then advance the cursors."""
-    order = np.argsort(src)
-    src, dst = src[order], dst[order]
+    if target.dtype == np.int32:  # ids < 2**31: one packed-key sort beats argsort + gathers
+        key = (src << 32) | dst
+        key.sort()
+        src, dst = key >> 32, key & 0xFFFFFFFF
+    else:
+        order = np.argsort(src)
+        src, dst = src[order], dst[order]
     first = np.ones(src.size, dtype=bool)
     first[1:] = src[1:] != src[:-1]
     starts = np.flatnonzero(first)
@@ -161,7 +167,8 @@ class LabelSink:
         """Append labels (any numeric dtype; a trailing width-1 axis is dropped)."""
         if chunk.ndim > 1:
             if int(np.prod(chunk.shape[1:])) != 1:
-                raise StoreError(f"{self.source}: labels must be one value per node, got rows of shape {chunk.shape[1:]}")
+                raise StoreError(f"{self.source}: labels must be one value per node, got rows of shape "
+                                 f"{chunk.shape[1:]}")
             chunk = chunk.reshape(-1)
         if self.rows + chunk.size > self.num_nodes:
             raise StoreError(f"{self.source}: more labels than the {self.num_nodes} nodes the features give")
@@ -182,7 +189,8 @@ class LabelSink:
         """Pad unlabelled rows (only with ``allow_prefix``), append the training ids; returns the class count."""
         if self.rows < self.num_nodes:
             if not allow_prefix:
-                raise StoreError(f"{self.source}: {self.rows} labels for {self.num_nodes} nodes (the counts must match)")
+                raise StoreError(f"{self.source}: {self.rows} labels for {self.num_nodes} nodes (the counts "
+                                 f"must match)")
             self.out.append("labels", torch.full((self.num_nodes - self.rows,), -1, dtype=torch.int64))
         if self.train is not None:
             ids = np.concatenate(self.train) if self.train else np.empty(0, np.int64)

@@ -92,7 +92,8 @@ class NpzArray:
         elif version == (2, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
         else:
-            raise StoreError(f"{self.path}: array {self.key!r} uses .npy format {version}, which this reader does not parse")
+            raise StoreError(f"{self.path}: array {self.key!r} uses .npy format {version}, which this reader "
+                             f"does not parse")
         return tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype)
 
     @property
@@ -142,7 +143,7 @@ class NpzArray:
                 pair = flat.reshape(-1, 2)
                 yield pair[:, 0].astype(np.int64), pair[:, 1].astype(np.int64)
         else:
-            for src, dst in zip(self.stream(count=num, chunk=chunk), self.stream(skip=num, chunk=chunk)):
+            for src, dst in zip(self.stream(count=num, chunk=chunk), self.stream(skip=num, chunk=chunk), strict=True):
                 yield src.astype(np.int64), dst.astype(np.int64)
 
 
@@ -185,9 +186,10 @@ def map_raw(path: Path, *, dtype: str, width: int, rows: int | None, what: str, 
     shape_txt = f"[{'N' if rows is None else rows}, {width}]" if width else f"[{'N' if rows is None else rows}]"
     if rest or (rows is not None and whole != rows):
         held = f"{whole} whole rows and {rest} stray bytes" if rest else f"{whole} rows"
+        want = "" if rows is None else f" ({rows * row_bytes} bytes)"
         raise StoreError(f"{path} ({what}): a headerless raw {dtype} {shape_txt} file must be a whole number of "
-                         f"{row_bytes}-byte rows{'' if rows is None else f' ({rows * row_bytes} bytes)'}; it has {size} "
-                         f"bytes = {held}. The file is truncated, or {hint} is wrong")
+                         f"{row_bytes}-byte rows{want}; it has {size} bytes = {held}. The file is truncated, or "
+                         f"{hint} is wrong")
     shape = (whole, width) if width else (whole,)
     if whole == 0:
         return np.empty(shape, dtype=dtype)

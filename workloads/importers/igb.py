@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels.errors import InvalidOptions, StoreError
-from workloads.importers._build import (DEFAULT_CHUNK_BYTES, FeatureSink, LabelSink, check_common, rel,
-                                        write_csr)
+from workloads.importers._build import DEFAULT_CHUNK_BYTES, FeatureSink, LabelSink, check_common, rel, write_csr
 from workloads.importers._read import is_npy, iter_pairs, map_npy, map_raw
 from workloads.store import DTYPES, StoreWriter
 
@@ -112,7 +111,8 @@ def import_igb(src_dir: str | Path, dst_store: str | Path, *, size: str | None =
     """
     started = time.perf_counter()
     check_common(symmetrize=symmetrize, feature_dtype=feature_dtype, chunk_bytes=chunk_bytes)
-    raw_dtypes = {"raw_feat_dtype": raw_feat_dtype, "raw_label_dtype": raw_label_dtype, "raw_edge_dtype": raw_edge_dtype}
+    raw_dtypes = {"raw_feat_dtype": raw_feat_dtype, "raw_label_dtype": raw_label_dtype,
+                  "raw_edge_dtype": raw_edge_dtype}
     _check_options(size, num_nodes, feat_dim, label_set, raw_dtypes)
     base, size = _dataset_dir(Path(src_dir), size)
     paper = base / "processed" / "paper"

@@ -18,8 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from kernels.errors import InvalidOptions, StoreError
-from workloads.importers._build import (DEFAULT_CHUNK_BYTES, FeatureSink, LabelSink, append_train_ids, check_common,
-                                        rel, write_csr)
+from workloads.importers._build import (
+    DEFAULT_CHUNK_BYTES,
+    FeatureSink,
+    LabelSink,
+    append_train_ids,
+    check_common,
+    rel,
+    write_csr,
+)
 from workloads.importers._read import NpzArray, csv_columns, iter_csv, npz_keys
 from workloads.store import StoreWriter
 
@@ -48,7 +55,8 @@ def _dataset_root(src: Path) -> Path:
     if not found:
         raise StoreError(f"{src}: no OGB dataset here: expected {src / 'raw'}/ (edge.csv.gz + node-feat.csv.gz, or "
                          f"data.npz), or a dataset folder such as {src / 'ogbn_products'}/raw/")
-    raise StoreError(f"{src} holds several OGB datasets ({', '.join(p.name for p in found)}); pass one of those folders")
+    names = ", ".join(p.name for p in found)
+    raise StoreError(f"{src} holds several OGB datasets ({names}); pass one of those folders")
 
 
 def _layout(root: Path) -> tuple[str, dict[str, Path]]:
