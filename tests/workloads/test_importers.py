@@ -311,3 +311,12 @@ def test_scatter_paths_agree() -> None:
         filled.append(np.concatenate([np.sort(target[a:b]) for a, b in zip(indptr[:-1], indptr[1:], strict=True)]))
     _, expected = reference_csr(src, dst, 50, False)
     assert np.array_equal(filled[0], expected.numpy()) and np.array_equal(filled[1], expected.numpy())
+
+
+def test_graph_without_edges_or_labels(tmp_path: Path) -> None:
+    raw = tmp_path / "ogbn_x" / "raw"
+    raw.mkdir(parents=True)
+    np.savez(raw / "data.npz", edge_index=np.zeros((2, 0), np.int64), node_feat=np.ones((3, 2), np.float32))
+    g = open_store(import_ogb(tmp_path / "ogbn_x", tmp_path / "s"))
+    assert g.num_edges == 0 and torch.equal(g.indptr, torch.zeros(4, dtype=torch.int64))
+    assert g.labels is None and g.train_ids is None and g.num_classes is None

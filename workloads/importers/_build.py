@@ -102,7 +102,7 @@ def write_csr(out: StoreWriter, edges: EdgePass, num_nodes: int, *, symmetrize: 
     out.append("indptr", torch.from_numpy(indptr))
     idx_dtype = _index_dtype(num_nodes)
     if total == 0:
-        out.append("indices", torch.empty(0, dtype=torch.from_numpy(np.empty(0, idx_dtype)).dtype))
+        out.append("indices", torch.from_numpy(np.empty(0, dtype=idx_dtype)))
         return 0
     scratch = out.path / _SCRATCH
     try:
