@@ -1,0 +1,326 @@
+"""Run one configuration (strategy x options x workload x mode x device) and return its ``Record``.
+
+Phases are timed by the strategy (``AccessStrategy.phase``: current stream synchronised at both edges) and by this
+module for ``compute`` and ``step``; the measured steps run inside one telemetry window. Warm-up steps are run and
+discarded. A failure in any phase becomes a ``failed`` record naming the phase; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from kernels import registry
+from kernels.base import AccessStrategy
+from kernels.device import resolve_device, synchronize
+from kernels.errors import AccessBenchError
+from kernels.types import GraphData
+from suite.envstamp import environment
+from suite.records import PHASE_FIELDS, Record, config_key
+from suite.telemetry import Telemetry
+from workloads.batches import random_ids, seed_batches
+from workloads.config import Workload
+from workloads.graphs import materialise
+from workloads.models import build_model
+from workloads.store import dtype_name
+
+__all__ = ["Config", "execute", "summarise"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One point of a sweep."""
+
+    strategy: str
+    workload: Workload
+    mode: str
+    device: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    ranks: int = 1
+
+    @property
+    def key(self) -> str:
+        """The configuration's stable key (see ``records.config_key``)."""
+        return config_key(self.strategy, self.options, self.workload.identity(), self.mode, self.device, self.ranks)
+
+
+class _PhaseFailure(Exception):
+    def __init__(self, phase: str, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.phase, self.exc = phase, exc
+
+
+def _in_phase(phase: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except _PhaseFailure:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise _PhaseFailure(phase, exc) from exc
+
+
+def summarise(values: list[float]) -> tuple[float | None, float | None, float | None]:
+    """Median, 10th and 90th percentile (inclusive method); all None for no values."""
+    if not values:
+        return None, None, None
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q = statistics.quantiles(values, n=10, method="inclusive")
+    return statistics.median(values), q[0], q[-1]
+
+
+def _peak_rss_bytes() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, AccessBenchError):
+        return str(exc)
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return f"CUDA out of memory: {str(exc).splitlines()[0]}"
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.device], Telemetry] | None = None,
+            verify: bool = True) -> Record:
+    """Measure one configuration; exceptions become a failed record with the phase they happened in."""
+    rec = Record(run_id=run_id, config_key=cfg.key, strategy=cfg.strategy, options=dict(cfg.options),
+                 workload=cfg.workload.name, mode=cfg.mode, device=cfg.device, ranks=cfg.ranks)
+    wl = cfg.workload
+    rec.steps, rec.warmup_steps = wl.steps, wl.warmup_steps
+    strategy: AccessStrategy | None = None
+    try:
+        device = _in_phase("setup", lambda: resolve_device(cfg.device))
+        rec.device = str(device)
+        rec.env = environment(device)
+        t0 = time.perf_counter()
+        graph = _in_phase("load_graph", lambda: materialise(wl))
+        rec.load_graph_s = time.perf_counter() - t0
+        rec.num_nodes, rec.num_edges, rec.feat_dim = graph.num_nodes, graph.num_edges, graph.feat_dim
+        rec.dtype, rec.row_bytes = dtype_name(graph.dtype), graph.row_bytes
+        options = dict(wl.options.get(cfg.strategy, {}))
+        options.update(cfg.options)
+        strategy = _in_phase("setup", lambda: registry.create(cfg.strategy, **options))
+        telemetry = telemetry_factory(device) if telemetry_factory else Telemetry(device)
+        strategy.phase_hook = telemetry.phase_hook
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        synchronize(device)
+        t0 = time.perf_counter()
+        _in_phase("prepare", lambda: strategy.prepare(graph, device))
+        synchronize(device)
+        rec.prepare_s = time.perf_counter() - t0
+        runner = {"gather": _run_gather, "sample": _run_sample, "train": _run_train}[cfg.mode]
+        _in_phase(cfg.mode, lambda: runner(rec, cfg, strategy, graph, device, telemetry, verify))
+        rec.status = "ok"
+        if device.type == "cuda":
+            rec.peak_device_bytes = int(torch.cuda.max_memory_allocated(device))
+    except _PhaseFailure as failure:
+        rec.status, rec.failed_phase, rec.error = "failed", failure.phase, _error_text(failure.exc)
+    except Exception as exc:  # anything outside a named phase still becomes a failed row, never a traceback
+        rec.status, rec.failed_phase, rec.error = "failed", "setup", _error_text(exc)
+    finally:
+        if strategy is not None:
+            try:
+                strategy.close()
+            except Exception as exc:  # a failing close must not hide the measurement; it is reported
+                rec.notes.append(f"close() failed: {_error_text(exc)}")
+        rec.peak_rss_bytes = _peak_rss_bytes()
+    return rec
+
+
+def _fill_phases(rec: Record, per_step: list[dict[str, float]], strategy: AccessStrategy) -> None:
+    for phase in PHASE_FIELDS:
+        values = [s[phase] for s in per_step if phase in s]
+        if values and len(values) != len(per_step):
+            rec.notes.append(f"phase {phase} ran in {len(values)} of {len(per_step)} steps")
+        med, p10, p90 = summarise(values)
+        setattr(rec, f"{phase}_s", med)
+        setattr(rec, f"{phase}_s_p10", p10)
+        setattr(rec, f"{phase}_s_p90", p90)
+    if rec.mode != "sample" and rec.transfer_s is None and not strategy.has_transfer_phase:
+        rec.notes.append("transfer_s null: this strategy has no separate host-to-device phase on this device")
+
+
+def _fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> None:
+    st = strategy.stats()
+    rec.rows, rec.bytes_needed = st.rows, st.bytes_needed
+    tiers = st.bytes_by_tier
+    rec.bytes_host, rec.bytes_h2d = tiers.get("host"), tiers.get("h2d")
+    rec.bytes_disk, rec.bytes_peer, rec.bytes_device = tiers.get("disk"), tiers.get("peer"), tiers.get("device")
+    if rec.bytes_disk is not None and st.bytes_needed:
+        rec.read_amplification = rec.bytes_disk / st.bytes_needed
+    rec.hit_rate = st.hit_rate()
+    rec.access_extras = {k: v for k, v in st.extras.items() if isinstance(v, (int, float, str, bool, type(None)))}
+    if st.io_ops is not None and data_s:
+        rec.iops = st.io_ops / data_s
+    if data_s and data_s > 0 and st.rows:
+        rec.rows_per_s = st.rows / data_s
+        rec.feature_gbps = st.bytes_needed / data_s / 1e9
+
+
+def _measure(rec: Record, telemetry: Telemetry, steps: int, body: Callable[[int], dict[str, float]]) -> list[dict]:
+    per_step: list[dict[str, float]] = []
+    with telemetry.window("measure") as win:
+        t0 = time.perf_counter()
+        for i in range(steps):
+            with telemetry.step(i):
+                per_step.append(body(i))
+        rec.wall_s = time.perf_counter() - t0
+    notes = win.pop("notes", [])
+    for k, v in win.items():
+        if hasattr(rec, k):
+            setattr(rec, k, v)
+    rec.notes.extend(notes)
+    if rec.gpu_energy_j is not None and rec.energy_per_step_j is None:
+        rec.energy_per_step_j = rec.gpu_energy_j / steps
+    if rec.cpu_energy_j is None and not any("cpu energy" in n for n in rec.notes):
+        rec.notes.append("cpu energy not measured: no RAPL meter in this build")
+    return per_step
+
+
+def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, device: torch.device,
+                telemetry: Telemetry, verify: bool) -> None:
+    """Fresh uniform random ids each step (with repeats, unsorted): the PyTorch-Direct microbenchmark."""
+    wl = cfg.workload
+    rec.gather_ids = wl.gather_ids
+    gen = torch.Generator().manual_seed(wl.seed)
+
+    def one(_: int) -> dict[str, float]:
+        ids = random_ids(graph.num_nodes, wl.gather_ids, generator=gen)
+        t0 = time.perf_counter()
+        with strategy.collect_phases() as ph:
+            out = strategy.gather(ids)
+            synchronize(device)
+        ph["step"] = time.perf_counter() - t0
+        return ph
+
+    for i in range(wl.warmup_steps):
+        _in_phase("gather", lambda: one(i))
+    if verify:
+        ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=torch.Generator().manual_seed(wl.seed + 1))
+        got = _in_phase("gather", lambda: strategy.gather(ids))
+        rec.exact = bool(torch.equal(got.cpu(), graph.features[ids]))
+        if not rec.exact:
+            raise _PhaseFailure("verify", AccessBenchError("gathered rows differ from features[ids]"))
+    strategy.reset_stats()
+    per_step = _in_phase("gather", lambda: _measure(rec, telemetry, wl.steps, one))
+    _fill_phases(rec, per_step, strategy)
+    data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
+    _fill_stats(rec, strategy, sum(data))
+
+
+def _run_sample(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, device: torch.device,
+                telemetry: Telemetry, verify: bool) -> None:
+    """Neighbour sampling only, over the strategy's own placement of the topology."""
+    wl = cfg.workload
+    rec.batch_size, rec.fanouts = wl.batch_size, list(wl.fanouts)
+    gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
+    batches = seed_batches(graph, wl.batch_size, seed=wl.seed, steps=wl.warmup_steps + wl.steps)
+    edges = [0]
+
+    def one(_: int) -> dict[str, float]:
+        seeds = next(batches)
+        t0 = time.perf_counter()
+        with strategy.collect_phases() as ph:
+            with strategy.phase("sample"):
+                batch = strategy.sample(seeds, wl.fanouts, generator=gen)
+        ph["step"] = time.perf_counter() - t0
+        edges[0] += batch.num_edges
+        return ph
+
+    for i in range(wl.warmup_steps):
+        _in_phase("sample", lambda: one(i))
+    edges[0] = 0
+    strategy.reset_stats()
+    per_step = _in_phase("sample", lambda: _measure(rec, telemetry, wl.steps, one))
+    _fill_phases(rec, per_step, strategy)
+    total = sum(s["sample"] for s in per_step)
+    rec.edges_per_s = edges[0] / total if total > 0 else None
+
+
+def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, device: torch.device,
+               telemetry: Telemetry, verify: bool) -> None:
+    """Sample, gather, transfer, forward, backward, optimiser step; ``step_s`` is the wall time per iteration."""
+    wl = cfg.workload
+    rec.batch_size, rec.fanouts = wl.batch_size, list(wl.fanouts)
+    if graph.labels is None:
+        raise _PhaseFailure("setup", AccessBenchError(f"workload {wl.name!r}: train mode needs node labels"))
+    num_classes = graph.num_classes or int(graph.labels.max()) + 1
+    torch.manual_seed(wl.seed)
+    model = build_model(wl.model, in_dim=graph.feat_dim, hidden=wl.hidden, out_dim=num_classes,
+                        num_layers=len(wl.fanouts)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    labels = graph.labels.to(device) if device.type == "cuda" else graph.labels
+    gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
+    total = wl.warmup_steps + wl.steps
+    loader: Iterator = strategy.load(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=total), wl.fanouts,
+                                     generator=gen)
+    edges = [0]
+    overlapped = [False]
+    checked = [not verify]
+
+    def one(_: int) -> dict[str, float]:
+        t0 = time.perf_counter()
+        loaded = _in_phase("load", lambda: next(loader))
+        ph = dict(loaded.phase_s)
+        overlapped[0] |= loaded.overlapped
+        if not checked[0]:
+            rec.exact = bool(torch.equal(loaded.features.cpu(), graph.features[loaded.batch.node_ids.cpu()]))
+            checked[0] = True
+            if not rec.exact:
+                raise _PhaseFailure("verify", AccessBenchError("gathered rows differ from features[ids]"))
+        with strategy.phase_hook("compute"):
+            synchronize(device)
+            tc = time.perf_counter()
+            x = loaded.features
+            if x.dtype != torch.float32:
+                x = x.float()
+            out = model(x, loaded.batch)
+            loss = torch.nn.functional.cross_entropy(out, labels[loaded.batch.seeds])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            synchronize(device)
+        end = time.perf_counter()
+        ph["compute"] = end - tc
+        ph["step"] = end - t0
+        edges[0] += loaded.batch.num_edges
+        return ph
+
+    try:
+        for i in range(wl.warmup_steps):
+            _in_phase("train", lambda: one(i))
+        strategy.reset_stats()
+        edges[0] = 0
+        per_step = _in_phase("train", lambda: _measure(rec, telemetry, wl.steps, one))
+    finally:
+        close = getattr(loader, "close", None)
+        if close is not None:
+            close()
+    rec.overlapped = overlapped[0]
+    if overlapped[0]:
+        rec.notes.append("sample/gather/transfer ran in the background: their times overlap compute; step_s is the"
+                         " wall time per iteration")
+    _fill_phases(rec, per_step, strategy)
+    data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
+    _fill_stats(rec, strategy, sum(data))
+    sample_total = sum(s.get("sample", 0.0) for s in per_step)
+    rec.edges_per_s = edges[0] / sample_total if sample_total > 0 else None
+
+
+def record_fields() -> list[str]:
+    """Every field a record has, in order."""
+    return [f.name for f in dataclasses.fields(Record)]

@@ -1,0 +1,153 @@
+"""The result record: one flat JSON line per configuration, units in the names, null for what was not measured.
+
+See docs/RESULTS.md for every field. ``append_record`` appends and fsyncs one line; ``read_records`` tolerates a
+torn last line (a run killed mid-write).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "Record", "config_key", "append_record", "read_records", "RESULTS_FILE"]
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.jsonl"
+PHASE_FIELDS = ("sample", "gather", "transfer", "compute", "step")
+
+
+def config_key(strategy: str, options: dict[str, Any], workload: dict[str, Any], mode: str, device: str,
+               ranks: int) -> str:
+    """A stable hash of what defines a configuration (resume and comparison key on it)."""
+    blob = json.dumps(
+        {"strategy": strategy, "options": options, "workload": workload, "mode": mode, "device": device,
+         "ranks": ranks},
+        sort_keys=True, default=str,
+    ).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+@dataclass
+class Record:
+    """One configuration's outcome and measurements (fields documented in docs/RESULTS.md)."""
+
+    # identity
+    schema_version: int = SCHEMA_VERSION
+    run_id: str = ""
+    config_key: str = ""
+    strategy: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    workload: str = ""
+    mode: str = ""
+    device: str = ""
+    ranks: int = 1
+    # outcome
+    status: str = "failed"
+    error: str | None = None
+    failed_phase: str | None = None
+    notes: list[str] = field(default_factory=list)
+    # shape of the work
+    steps: int | None = None
+    warmup_steps: int | None = None
+    batch_size: int | None = None
+    fanouts: list[int] | None = None
+    gather_ids: int | None = None
+    num_nodes: int | None = None
+    num_edges: int | None = None
+    feat_dim: int | None = None
+    dtype: str | None = None
+    row_bytes: int | None = None
+    exact: bool | None = None  # gathered rows checked with torch.equal against features[ids]
+    # timing (seconds; medians over measured steps, p10/p90 spread)
+    load_graph_s: float | None = None
+    prepare_s: float | None = None
+    sample_s: float | None = None
+    sample_s_p10: float | None = None
+    sample_s_p90: float | None = None
+    gather_s: float | None = None
+    gather_s_p10: float | None = None
+    gather_s_p90: float | None = None
+    transfer_s: float | None = None
+    transfer_s_p10: float | None = None
+    transfer_s_p90: float | None = None
+    compute_s: float | None = None
+    compute_s_p10: float | None = None
+    compute_s_p90: float | None = None
+    step_s: float | None = None
+    step_s_p10: float | None = None
+    step_s_p90: float | None = None
+    wall_s: float | None = None  # measured steps, end to end
+    overlapped: bool | None = None  # sample/gather/transfer ran in the background, hidden behind compute
+    # throughput
+    rows_per_s: float | None = None
+    feature_gbps: float | None = None
+    edges_per_s: float | None = None
+    # data movement (measured steps only)
+    rows: int | None = None
+    bytes_needed: int | None = None
+    bytes_host: int | None = None
+    bytes_h2d: int | None = None
+    bytes_disk: int | None = None
+    bytes_peer: int | None = None
+    bytes_device: int | None = None
+    read_amplification: float | None = None
+    hit_rate: float | None = None
+    iops: float | None = None
+    access_extras: dict[str, Any] = field(default_factory=dict)
+    # energy and utilisation
+    gpu_energy_j: float | None = None
+    gpu_power_w: float | None = None
+    cpu_energy_j: float | None = None
+    cpu_util_process: float | None = None
+    cpu_util_system: float | None = None
+    energy_per_step_j: float | None = None
+    # memory
+    peak_rss_bytes: int | None = None
+    peak_device_bytes: int | None = None
+    # machine
+    env: dict[str, Any] = field(default_factory=dict)
+    # labels
+    simulated: bool = False
+
+    def to_json(self) -> str:
+        """One JSON line (no trailing newline)."""
+        return json.dumps(dataclasses.asdict(self), default=str, allow_nan=False)
+
+
+def append_record(path: Path, record: Record) -> None:
+    """Append one line and fsync it, so a kill after this returns never loses the row."""
+    line = record.to_json() + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Parsed rows of a results file, and how many lines were unreadable (a torn last line from a kill)."""
+    rows: list[dict[str, Any]] = []
+    bad = 0
+    if not path.exists():
+        return rows, 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if isinstance(obj, dict):
+                rows.append(obj)
+            else:
+                bad += 1
+    return rows, bad
