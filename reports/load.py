@@ -30,7 +30,7 @@ TIERS: tuple[str, ...] = ("host", "h2d", "disk", "peer", "device")
 _IDENTITY = ("config_key", "run_id", "strategy", "workload", "mode", "device", "ranks", "status", "error",
              "failed_phase")
 NUMERIC_COLUMNS: tuple[str, ...] = (
-    "steps", "warmup_steps", "prepare_s",
+    "steps", "warmup_steps", "load_graph_s", "prepare_s", "wall_s",
     *(f"{p}_s{suffix}" for p in PHASES for suffix in ("", "_p10", "_p90")),
     "rows_per_s", "feature_gbps", "edges_per_s",
     "rows", "bytes_needed", *(f"bytes_{t}" for t in TIERS), "read_amplification", "hit_rate", "iops",

@@ -39,13 +39,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("speed-up vs cpu-centric", "speedup", "max"),
     Column("GB/s", "feature_gbps", "max"),
     Column("% of ceiling", "pct_of_ceiling", "max"),
-    Column("CPU util (%)", "cpu_util_process", "min"),
+    Column("CPU util (%)", "cpu_util_process", "min", 100.0),  # recorded as cores busy (1.0 = one core)
     Column("energy/step (J)", "energy_per_step_j", "min"),
     Column("GPU power (W)", "gpu_power_w", "min"),
     Column("host (MB)", "bytes_host", "min", 1e-6),
     Column("h2d (MB)", "bytes_h2d", "min", 1e-6),
     Column("disk (MB)", "bytes_disk", "min", 1e-6),
     Column("peer (MB)", "bytes_peer", "min", 1e-6),
+    Column("device (MB)", "bytes_device", "min", 1e-6),
     Column("read amp.", "read_amplification", "min"),
     Column("hit rate", "hit_rate", "max"),
 )
@@ -84,7 +85,7 @@ def summary_frame(results: pd.DataFrame, probe: dict[str, Any]) -> pd.DataFrame:
             "pct_of_ceiling": 100.0 * gbps / ceil if ceil and not math.isnan(gbps) else math.nan,
             **{c: r.get(c, math.nan) for c in (
                 "cpu_util_process", "cpu_util_system", "energy_per_step_j", "gpu_energy_j", "gpu_power_w",
-                "cpu_energy_j", "bytes_needed", "bytes_host", "bytes_h2d", "bytes_disk", "bytes_peer",
+                "cpu_energy_j", "bytes_needed", "bytes_host", "bytes_h2d", "bytes_disk", "bytes_peer", "bytes_device",
                 "read_amplification", "hit_rate", "rows_per_s", "edges_per_s", "row_bytes", "peak_rss_bytes",
                 "peak_device_bytes")},
             "simulated": bool(r.get("simulated", False)),

@@ -34,8 +34,8 @@ def record(strategy: str, workload: str = "tiny", *, step_s: float | None = 0.01
                    sample_s=0.3 * step_s, gather_s=0.5 * step_s, transfer_s=None, compute_s=0.2 * step_s,
                    feature_gbps=0.01 / step_s, rows_per_s=1e5 / step_s, bytes_needed=4e6, bytes_host=8e6,
                    bytes_h2d=None, bytes_disk=None, bytes_peer=None, read_amplification=None, hit_rate=None,
-                   gpu_energy_j=None, gpu_power_w=None, energy_per_step_j=None, cpu_util_process=150.0,
-                   cpu_util_system=160.0)
+                   gpu_energy_j=None, gpu_power_w=None, energy_per_step_j=None, cpu_util_process=1.5,
+                   cpu_util_system=0.8)
     rec.update(extra)
     return rec
 
@@ -45,7 +45,7 @@ def sample_records() -> list[dict]:
     recs = [
         record("cpu-centric", step_s=0.010),
         record("cpu-centric", step_s=0.008, options={"prefetch": 2}),
-        record("device-resident", step_s=0.004, cpu_util_process=100.0),
+        record("device-resident", step_s=0.004, cpu_util_process=1.0),
         record("zero-copy", status="skipped", error="strategy 'zero-copy' is unavailable here: needs CUDA"),
         record("out-of-core", status="failed", error="OSError: disk full", failed_phase="prepare"),
     ]
