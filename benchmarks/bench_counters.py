@@ -74,7 +74,7 @@ class Energy(Base):
         if self.device.type != "cuda":
             raise NotImplementedError("no GPU: energy is measured with NVML on a CUDA device")
         try:
-            import pynvml  # noqa: PLC0415 - optional
+            import pynvml
             pynvml.nvmlInit()
             self.nvml = pynvml
             self.handle = pynvml.nvmlDeviceGetHandleByIndex(self.device.index or 0)

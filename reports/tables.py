@@ -95,7 +95,7 @@ def summary_frame(results: pd.DataFrame, probe: dict[str, Any]) -> pd.DataFrame:
     if df.empty:
         return df
     ok = df["status"] == "ok"
-    for workload, idx in df.groupby("workload").groups.items():
+    for idx in df.groupby("workload").groups.values():
         base = df.loc[idx][ok.loc[idx] & (df.loc[idx, "strategy"] == BASELINE_STRATEGY)]["time_s"].dropna()
         if len(base):
             df.loc[idx, "speedup"] = float(base.min()) / df.loc[idx, "time_s"]
@@ -162,6 +162,6 @@ def format_value(value: Any, digits: int = 3) -> str:
     if v == 0:
         return "0"
     if 1e-3 <= abs(v) < 1e7:
-        decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(v)))))
+        decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
         return f"{v:,.{decimals}f}"
     return f"{v:.{digits - 1}e}"

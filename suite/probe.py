@@ -58,7 +58,7 @@ def _cpu_model() -> str:
 
 def _driver() -> str | None:
     try:
-        import pynvml  # noqa: PLC0415 - optional, only with a GPU
+        import pynvml
 
         pynvml.nvmlInit()
         try:
@@ -81,7 +81,7 @@ def machine_identity() -> dict[str, Any]:
 
 
 def _default_disk_path() -> Path:
-    from workloads.config import cache_dir  # noqa: PLC0415 - the graph stores' filesystem is the one that matters
+    from workloads.config import cache_dir
 
     path = cache_dir()
     path.mkdir(parents=True, exist_ok=True)

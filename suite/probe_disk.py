@@ -71,7 +71,7 @@ def _threads_run(path: Path, depth: int, seconds: float, block: int, sequential:
     cursor = iter(range(1 << 62))  # shared sequential position (next() on a range iterator is atomic under the GIL)
     start_gate = threading.Barrier(depth + 1)
     stop = threading.Event()
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def worker(i: int) -> None:
         buf = mmap.mmap(-1, block)  # page-aligned, as O_DIRECT requires
@@ -85,7 +85,7 @@ def _threads_run(path: Path, depth: int, seconds: float, block: int, sequential:
                     raise OSError(errno.EIO, f"short read at block {b}")
                 n += 1
             counts[i] = n
-        except BaseException as exc:  # reported below
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
             errors.append(exc)
             stop.set()
         finally:

@@ -77,17 +77,20 @@ def _mib(n: int) -> str:
     return f"{n // MiB} MiB"
 
 
+def _host_copy_rates(sizes: Sizes) -> list[float]:
+    src = torch.ones(sizes.host_bytes // 4, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    return _host_rates(lambda: dst.copy_(src), sizes.host_bytes, sizes)
+
+
 def host_probes(sizes: Sizes) -> dict[str, dict[str, Any]]:
     """``host_copy_gbps`` (multi-threaded copy) and ``host_gather_gbps`` (random 512 B rows, ``index_select``)."""
     threads = torch.get_num_threads()
     out: dict[str, dict[str, Any]] = {}
-    src = torch.ones(sizes.host_bytes // 4, dtype=torch.float32)
-    dst = torch.empty_like(src)
     out["host_copy_gbps"] = entry(
-        _host_rates(lambda: dst.copy_(src), sizes.host_bytes, sizes), "GB/s",
+        _host_copy_rates(sizes), "GB/s",
         f"torch copy_ of a {_mib(sizes.host_bytes)} fp32 buffer into another, {threads} intra-op threads; "
         f"GB/s of bytes copied, median of {sizes.repeats} after {sizes.warmup} warm-up")
-    del src, dst
     dim = GATHER_ROW_BYTES // 4
     rows = sizes.gather_table_bytes // GATHER_ROW_BYTES
     n_ids = sizes.gather_out_bytes // GATHER_ROW_BYTES
@@ -139,10 +142,10 @@ def _copy_probes(sizes: Sizes, dev: torch.device) -> dict[str, dict[str, Any]]:
     for kind in ("pinned", "pageable"):
         h_buf = torch.ones(n, dtype=torch.uint8, pin_memory=kind == "pinned")
         how = f"{_mib(n)} {kind} host buffer, CUDA events around copy_ (non_blocking), median of {sizes.repeats}"
-        out[f"h2d_{kind}_gbps"] = entry(_event_rates(lambda: d_buf.copy_(h_buf, non_blocking=True), n, sizes, dev),
-                                        "GB/s", f"host-to-device: {how}")
-        out[f"d2h_{kind}_gbps"] = entry(_event_rates(lambda: h_buf.copy_(d_buf, non_blocking=True), n, sizes, dev),
-                                        "GB/s", f"device-to-host: {how}")
+        h2d = _event_rates(lambda h=h_buf: d_buf.copy_(h, non_blocking=True), n, sizes, dev)
+        d2h = _event_rates(lambda h=h_buf: h.copy_(d_buf, non_blocking=True), n, sizes, dev)
+        out[f"h2d_{kind}_gbps"] = entry(h2d, "GB/s", f"host-to-device: {how}")
+        out[f"d2h_{kind}_gbps"] = entry(d2h, "GB/s", f"device-to-host: {how}")
         del h_buf
     d_dst = torch.empty_like(d_buf)
     out["d2d_gbps"] = entry(_event_rates(lambda: d_dst.copy_(d_buf), n, sizes, dev), "GB/s",

@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    from rich.console import Console  # noqa: PLC0415 - only for the table
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
     meta = data.get("meta", {})
     machine = meta.get("machine", {})

@@ -19,7 +19,7 @@ from workloads.graphs import materialise
 
 def _driver_version() -> str | None:
     try:
-        import pynvml  # noqa: PLC0415 - optional
+        import pynvml
 
         pynvml.nvmlInit()
         try:

@@ -6,12 +6,12 @@ exceptions, requests that left the file (network), and the rendered size of ever
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +23,18 @@ __all__ = ["find_chromium", "inspect_page", "PageReport", "CHROMIUM_FLAGS"]
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-default-apps", "--mute-audio", "--remote-debugging-pipe")
+
+_TRAMPOLINE = """
+import fcntl, os, sys
+r, w = (fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in sys.argv[1:3])
+os.dup2(r, 3)
+os.dup2(w, 4)
+for fd in {r, w, int(sys.argv[1]), int(sys.argv[2])} - {3, 4}:
+    os.close(fd)
+os.set_inheritable(3, True)
+os.set_inheritable(4, True)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
 
 _FIGURES_JS = """JSON.stringify(Array.from(document.querySelectorAll('img.figure')).map(function(img){
   var r = img.getBoundingClientRect();
@@ -66,17 +78,13 @@ class _Pipe:
     def __init__(self, binary: str, profile: str) -> None:
         to_chrome_r, self._to_chrome_w = os.pipe()
         self._from_chrome_r, from_chrome_w = os.pipe()
-
-        def wire() -> None:  # in the child: the protocol lives on fds 3 and 4 (moved out of the way first)
-            high_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
-            high_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
+        # the protocol lives on fds 3 (commands in) and 4 (replies out); a tiny Python trampoline moves the pipe
+        # ends there and execs Chromium (no preexec_fn, which is unsafe with threads)
         self.proc = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            [sys.executable, "-c", _TRAMPOLINE, str(to_chrome_r), str(from_chrome_w), binary, *CHROMIUM_FLAGS,
+             f"--user-data-dir={profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=wire)  # preexec runs before the close: keep 3 and 4 only
+            pass_fds=(to_chrome_r, from_chrome_w))
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buf = b""
