@@ -27,7 +27,7 @@ import torch
 
 from kernels.base import AccessStrategy, LoadedBatch, check_ids
 from kernels.device import cuda_available, triton_available
-from kernels.errors import StrategyUnavailable
+from kernels.errors import InvalidOptions, StrategyUnavailable
 from kernels.pinning import PinnedBuffer, PinningError, memory_backing, pin_in_place, span_bytes
 from kernels.registry import register
 from kernels.sampling import sample_blocks
@@ -182,6 +182,7 @@ class ZeroCopy(AccessStrategy):
         if interpreted:
             self._indptr, self._indices = graph.indptr, graph.indices
             self._table = RowTable.from_tensor(graph.features)
+            self._check_vector_option()
             return
         try:
             feats = self._pin(graph.features, "features")
@@ -189,10 +190,21 @@ class ZeroCopy(AccessStrategy):
             indices = self._pin(graph.indices, "indices")
             self._indptr, self._indices = indptr.view(), indices.view()
             self._table = RowTable.from_tensor(feats.tensor, data=feats.byte_view())
+            self._check_vector_option()
             self._side = torch.cuda.Stream(device)
         except BaseException:
             self._release()
             raise
+
+    def _check_vector_option(self) -> None:
+        """A forced ``vector_bytes`` must suit the table (outputs are always 16-byte aligned)."""
+        table = self._table
+        assert table is not None
+        try:
+            plan_gather(base_address=table.address, row_bytes=table.row_bytes, row_stride=table.row_stride,
+                        vector_bytes=self.options.vector_bytes or None, align_bytes=self.options.align_bytes)
+        except ValueError as exc:
+            raise InvalidOptions(f"zero-copy: {exc}") from None
 
     def _pin(self, t: torch.Tensor, name: str) -> PinnedBuffer:
         """Pin ``t`` in place, following ``file_backed`` for memory-mapped arrays."""
