@@ -22,7 +22,7 @@ import functools
 import os
 import resource
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch

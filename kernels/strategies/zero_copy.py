@@ -14,11 +14,8 @@ Triton interpreter on host tensors without pinning (tests only; ``availability()
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +28,7 @@ from kernels.errors import InvalidOptions, StrategyUnavailable
 from kernels.pinning import PinnedBuffer, PinningError, memory_backing, pin_in_place, span_bytes
 from kernels.registry import register
 from kernels.sampling import sample_blocks
+from kernels.strategies._side_stream import KernelClock, SideStreamLoader
 from kernels.triton.gather_plan import VECTOR_BYTES, GatherPlan, plan_gather, sector_bytes_per_row
 from kernels.triton.table import RowTable
 from kernels.types import AccessStats, GraphData, SampledBatch
@@ -84,51 +82,6 @@ def _interpreter_requested() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
-class _KernelClock:
-    """Seconds the gather kernel ran (CUDA events around each launch, read lazily) and the bytes it delivered."""
-
-    def __init__(self, cuda: bool) -> None:
-        self.cuda = cuda
-        self.lock = threading.Lock()
-        self.pending: list[tuple[Any, Any, int]] = []
-        self.seconds, self.bytes, self.calls = 0.0, 0, 0
-
-    @contextlib.contextmanager
-    def timing(self, nbytes: int) -> Iterator[None]:
-        if not self.cuda:
-            t0 = time.perf_counter()
-            yield
-            with self.lock:
-                self.seconds += time.perf_counter() - t0
-                self.bytes, self.calls = self.bytes + nbytes, self.calls + 1
-            return
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        yield
-        end.record()
-        with self.lock:
-            self.pending.append((start, end, nbytes))
-            if len(self.pending) > 256:
-                self._fold(block=False)
-
-    def _fold(self, *, block: bool) -> None:
-        keep = []
-        for start, end, nbytes in self.pending:
-            if block:
-                end.synchronize()
-            elif not end.query():
-                keep.append((start, end, nbytes))
-                continue
-            self.seconds += start.elapsed_time(end) / 1e3
-            self.bytes, self.calls = self.bytes + nbytes, self.calls + 1
-        self.pending = keep
-
-    def totals(self) -> tuple[float, int, int]:
-        with self.lock:
-            self._fold(block=True)
-            return self.seconds, self.bytes, self.calls
-
-
 @register("zero-copy")
 class ZeroCopy(AccessStrategy):
     """Pinned-in-place host memory read by the GPU over UVA: Triton row gather, sampling over the pinned CSR."""
@@ -143,7 +96,7 @@ class ZeroCopy(AccessStrategy):
         self._table: RowTable | None = None
         self._plans: dict[int, GatherPlan] = {}
         self._side: torch.cuda.Stream | None = None
-        self._pipelines: list[_Pipeline] = []
+        self._pipelines: list[SideStreamLoader] = []
         self._setup: dict[str, Any] = {}
         self._reset_counters()
 
@@ -302,7 +255,10 @@ class ZeroCopy(AccessStrategy):
         head = (load_ids * table.row_stride + table.address) % 32
         total = ((head + table.row_bytes + 31) // 32 * 32).sum()
         with self._lock:
-            self._sector_bytes_dev.append(total)
+            if self._sector_bytes_dev is None:
+                self._sector_bytes_dev = total
+            else:
+                self._sector_bytes_dev += total
 
     # ---- pipelined loading ----------------------------------------------------------------------------------------
     def load(
@@ -313,7 +269,7 @@ class ZeroCopy(AccessStrategy):
         if self.options.prefetch == 0:
             yield from super().load(seed_batches, fanouts, generator=generator)
             return
-        pipe = _Pipeline(self, seed_batches, fanouts, generator, depth=self.options.prefetch)
+        pipe = SideStreamLoader(self, seed_batches, fanouts, generator, depth=self.options.prefetch)
         self._pipelines.append(pipe)
         try:
             yield from pipe
@@ -324,10 +280,10 @@ class ZeroCopy(AccessStrategy):
     # ---- counters -------------------------------------------------------------------------------------------------
     def _reset_counters(self) -> None:
         self._lock = threading.Lock()
-        self._clock = _KernelClock(cuda=self.device.type == "cuda")
+        self._clock = KernelClock(cuda=self.device.type == "cuda")
         self._csr_bytes = 0
         self._sector_bytes_host = 0
-        self._sector_bytes_dev: list[torch.Tensor] = []
+        self._sector_bytes_dev: torch.Tensor | None = None  # a device-side running sum (read in stats)
 
     def reset_stats(self) -> None:
         super().reset_stats()
@@ -338,7 +294,8 @@ class ZeroCopy(AccessStrategy):
         st = super().stats()
         seconds, nbytes, calls = self._clock.totals()
         with self._lock:
-            sectors = self._sector_bytes_host + sum(int(t) for t in self._sector_bytes_dev)
+            dev_sum = self._sector_bytes_dev
+            sectors = self._sector_bytes_host + (int(dev_sum) if dev_sum is not None else 0)
             csr = self._csr_bytes
         plan = next(iter(self._plans.values()), None)
         st.extras.update(self._setup)
@@ -380,78 +337,3 @@ class ZeroCopy(AccessStrategy):
             self._release()
         finally:
             super().close()
-
-
-class _Pipeline:
-    """A background thread that samples and gathers the next batches on the strategy's side stream."""
-
-    _DONE = object()
-
-    def __init__(self, s: ZeroCopy, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int],
-                 generator: torch.Generator, depth: int) -> None:
-        self.s = s
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(iter(seed_batches), list(fanouts), generator),
-                                       daemon=True, name="accessbench-zero-copy")
-        self.thread.start()
-
-    def _put(self, item: object) -> bool:
-        while not self.stop_flag.is_set():
-            try:
-                self.queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, seeds_iter: Iterator[torch.Tensor], fanouts: list[int], generator: torch.Generator) -> None:
-        s = self.s
-        cuda = s.device.type == "cuda"
-        try:
-            with contextlib.ExitStack() as stack:
-                if cuda:
-                    stack.enter_context(torch.cuda.device(s.device))
-                    stack.enter_context(torch.cuda.stream(s._side))
-                for seeds in seeds_iter:
-                    if self.stop_flag.is_set():
-                        return
-                    with s.collect_phases() as phase_s:
-                        with s.phase("sample"):
-                            batch = s.sample(seeds, fanouts, generator=generator)
-                        feats = s.gather(batch.node_ids)
-                    ready = None
-                    if cuda:
-                        ready = torch.cuda.Event()
-                        ready.record()
-                    if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), ready)):
-                        return
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the consumer and raised there
-            self._put(exc)
-
-    def __iter__(self) -> Iterator[LoadedBatch]:
-        while True:
-            item = self.queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            loaded, ready = item  # type: ignore[misc]
-            if ready is not None:
-                main = torch.cuda.current_stream(self.s.device)
-                main.wait_event(ready)
-                # made on the side stream, used on this one: keep the allocator from reusing them too early
-                for t in (loaded.features, loaded.batch.seeds, loaded.batch.node_ids,
-                          *(b.edge_index for b in loaded.batch.blocks)):
-                    t.record_stream(main)
-            yield loaded
-
-    def stop(self) -> None:
-        self.stop_flag.set()
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                break
-        self.thread.join(timeout=30)

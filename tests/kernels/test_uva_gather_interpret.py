@@ -16,7 +16,7 @@ from tests.kernels.zero_copy_helpers import placed_table, random_rows
 pytest.importorskip("triton")
 pytestmark = pytest.mark.interpret
 
-from kernels.triton import uva_gather  # noqa: E402  (after the skip: needs triton)
+from kernels.triton import uva_gather
 
 
 @pytest.fixture(autouse=True)
