@@ -137,6 +137,7 @@ def launch(table: RowTable, prepared: PreparedIds, out: torch.Tensor, plan: Gath
         plan.tiles(prepared.n),
         VEC=plan.vec_words, ALIGN_VECS=plan.align_vecs, ROWS=plan.rows_per_tile, BLOCK=plan.block_words,
         PERMUTED=prepared.out_rows is not None, num_warps=num_warps,
+        enable_fp_fusion=False,  # an integer copy: nothing to fuse (and no default-fusion warning from triton)
     )
 
 

@@ -191,3 +191,18 @@ def test_format_bytes() -> None:
     assert pinning.format_bytes(512) == "512 B"
     assert pinning.format_bytes(1536) == "1.50 KiB"
     assert pinning.format_bytes(3 * 2**30) == "3.00 GiB"
+
+
+@pytest.mark.parametrize(("dtype", "shape", "cols"), [(torch.float32, (50, 7), 7), (torch.bfloat16, (40, 16), 9),
+                                                        (torch.int32, (1000,), None)])
+def test_view_reinterprets_the_pinned_bytes(monkeypatch: pytest.MonkeyPatch, dtype, shape, cols) -> None:
+    """``view()`` rebuilds the source's dtype, shape and strides over the byte view (CPU stands in for UVA here)."""
+    from kernels.triton.table import byte_view
+
+    src = (torch.randn(*shape) * 100).to(dtype)
+    t = src[:, :cols] if cols is not None and cols < shape[1] else src
+    monkeypatch.setattr(pinning, "_uva_bytes", lambda addr, n, dev, owner: byte_view(t, n))
+    with pin_in_place(t, name="v", device=CUDA0, driver=FakeDriver()) as buf:
+        v = buf.view()
+        assert v.dtype == dtype and v.shape == t.shape and v.stride() == t.stride() and torch.equal(v, t)
+        assert buf.byte_view().numel() == pinning.span_bytes(t)
