@@ -279,11 +279,13 @@ class ZeroCopy(AccessStrategy):
 
     # ---- counters -------------------------------------------------------------------------------------------------
     def _reset_counters(self) -> None:
-        self._lock = threading.Lock()
-        self._clock = KernelClock(cuda=self.device.type == "cuda")
-        self._csr_bytes = 0
-        self._sector_bytes_host = 0
-        self._sector_bytes_dev: torch.Tensor | None = None  # a device-side running sum (read in stats)
+        if not hasattr(self, "_lock"):
+            self._lock = threading.Lock()  # one lock for the strategy's life: a prefetch thread may hold it
+        with self._lock:
+            self._clock = KernelClock(cuda=self.device.type == "cuda")
+            self._csr_bytes = 0
+            self._sector_bytes_host = 0
+            self._sector_bytes_dev: torch.Tensor | None = None  # a device-side running sum (read in stats)
 
     def reset_stats(self) -> None:
         super().reset_stats()
