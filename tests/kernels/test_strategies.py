@@ -9,12 +9,19 @@ from kernels import registry
 from kernels.errors import InvalidIds
 from tests.conftest import make_graph
 
-AVAILABLE = [n for n, (ok, _) in registry.availability().items() if ok]
 DEVICE = torch.device("cpu")
+AVAILABLE = [n for n, (ok, _) in registry.availability().items() if ok]
+#: strategies that can run with the CPU as the compute device (the rest are tested in the gpu-marked tests)
+CPU_CAPABLE = [n for n in AVAILABLE if not registry.get(n)().needs_cuda]
+
+
+@pytest.fixture(params=CPU_CAPABLE)
+def strategy_name(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture(params=AVAILABLE)
-def strategy_name(request: pytest.FixtureRequest) -> str:
+def any_strategy_name(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
@@ -120,10 +127,10 @@ def test_store_backed_features_are_exact(strategy_name: str, tiny_store) -> None
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_gather_is_exact_on_gpu(strategy_name: str, dtype: torch.dtype) -> None:
+def test_gather_is_exact_on_gpu(any_strategy_name: str, dtype: torch.dtype) -> None:
     graph = make_graph(num_nodes=1000, feat_dim=100, dtype=dtype)
     device = torch.device("cuda")
-    with registry.create(strategy_name) as s:
+    with registry.create(any_strategy_name) as s:
         s.prepare(graph, device)
         ids = torch.randint(0, graph.num_nodes, (5000,))
         out = s.gather(ids)

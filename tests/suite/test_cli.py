@@ -76,6 +76,8 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     (["run", "-w", "tiny", "--out", "/proc/accessbench"], "not writable"),
     (["make-graph", "/tmp/x", "--nodes", "0"], "num_nodes"),
     (["make-graph", "/tmp/x", "--from", "ogb"], "needs --src"),
+    (["make-graph", "/tmp/x", "--from", "igb", "--src", "/tmp", "-x", "nope=1"], "bad --import-option"),
+    (["make-graph", "/tmp/x", "--from", "ogb", "--src", "/no/such/dir"], "no such directory"),
 ])
 def test_bad_input_is_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(args)
