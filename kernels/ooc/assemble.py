@@ -42,6 +42,7 @@ class Assembler:
         self.segments: SegmentSource | None = None
         self.static: StaticCache | None = None
         self.lookahead: torch.Tensor | None = None  # [capacity, D] rows, host (device for kvikio)
+        self.phys = torch.empty(0, dtype=torch.int64)  # slot -> id the look-ahead buffer holds (-1: empty)
         self.read_buffer_bytes = read_buffer_bytes
         self.budget = budget
         self.inflight = inflight
@@ -117,6 +118,7 @@ class Assembler:
         if la is not None and relocate is not None:
             src, dst = relocate
             la[dst.to(la.device)] = la[src.to(la.device)]
+            self.phys[dst] = self.phys[src]
         if la is not None and la_pos.numel():
             put(la_pos, la[la_slots.to(la.device)])
             delta.hit("lookahead", la_pos.numel(), "device" if la.is_cuda else "host")
@@ -125,6 +127,7 @@ class Assembler:
         if la is not None and admit_pos.numel():
             where = admit_pos if hmap is None else hmap[admit_pos]
             la[admit_slots.to(la.device)] = out[where.to(out.device)].to(la.device)
+            self.phys[admit_slots] = ids[admit_pos]
         return Part(n, out, final, host_pos, dev_pos, static_slot[dev_pos] if dev_pos.numel() else _EMPTY, delta)
 
     def _read_disk(self, ids: torch.Tensor, disk_pos: torch.Tensor, segment: int | None, delta: BatchDelta,

@@ -13,7 +13,7 @@ import torch
 from kernels.lookahead import BeladyCache
 from kernels.types import SampledBatch
 
-__all__ = ["BatchPlan", "SuperbatchPlanner"]
+__all__ = ["BatchPlan", "SuperbatchPlanner", "held_slots"]
 
 _EMPTY = torch.empty(0, dtype=torch.int64)
 
@@ -54,9 +54,15 @@ class SuperbatchPlanner:
         self.lookahead_rows = int(lookahead_rows)
         self.num_nodes = num_nodes
         self.cache: BeladyCache | None = None
+        self.phys = torch.full((self.lookahead_rows,), -1, dtype=torch.int64)  # slot -> id the buffer holds
 
-    def plan(self, seed_batches: Sequence[torch.Tensor]) -> list[BatchPlan]:
-        """Sample each batch in turn (with the caller's generator, through ``sample``) and plan how to serve it."""
+    def plan(self, seed_batches: Sequence[torch.Tensor], *, held: torch.Tensor | None = None) -> list[BatchPlan]:
+        """Sample each batch in turn (with the caller's generator, through ``sample``) and plan how to serve it.
+
+        ``held``: what the look-ahead buffer really holds now (slot -> id), which the plan starts from.
+        """
+        if held is not None:
+            self.phys = held.clone()
         plans: list[BatchPlan] = []
         for seeds in seed_batches:
             start = time.perf_counter()
@@ -71,14 +77,24 @@ class SuperbatchPlanner:
         return plans
 
     def _simulate(self, plans: list[BatchPlan]) -> None:
-        """Run the optimal cache over the superbatch's residual rows, starting from what the cache holds now."""
-        old = self.cache
-        carry = old.cached_ids if old is not None else _EMPTY
+        """Run the optimal cache over the superbatch's residual rows, starting from the rows the buffer still holds.
+
+        Within a superbatch the cache is ``BeladyCache``'s; at its end the rows it evicted are still intact in their
+        slots until a later admission overwrites them, so ``phys`` (slot -> id actually held) is what carries over:
+        the next superbatch starts by keeping those of them it will use (moved to the slots the new cache assigns).
+        """
+        occupied = torch.nonzero(self.phys >= 0).flatten()
+        carry = torch.unique(self.phys[occupied])  # a row may sit in two slots after a move; keep one
+        held = held_slots(self.phys, carry)
         trace = [carry] + [p.node_ids.cpu()[p.disk_pos] for p in plans]
         cache = BeladyCache(self.lookahead_rows, trace, num_nodes=self.num_nodes, admit="bypass")
-        kept = cache.step()  # the carried-over rows that the new superbatch will use again keep their place
-        if old is not None and kept.admitted_ids.numel():
-            plans[0].relocate = (old.slot_of(kept.admitted_ids), kept.admitted_slots)
+        kept = cache.step()  # the carried rows the new superbatch will use again
+        phys = torch.full_like(self.phys, -1)
+        if kept.admitted_ids.numel():
+            order = torch.argsort(carry)
+            src = held[order[torch.searchsorted(carry[order], kept.admitted_ids)]]
+            plans[0].relocate = (src, kept.admitted_slots)
+            phys[kept.admitted_slots] = kept.admitted_ids
         for p, rids in zip(plans, trace[1:]):
             pre = cache.slot_of(rids)
             step = cache.step()
@@ -90,4 +106,18 @@ class SuperbatchPlanner:
                 order = torch.argsort(miss_ids)
                 where = order[torch.searchsorted(miss_ids[order], step.admitted_ids)]
                 p.admit_pos, p.admit_slots = p.disk_pos[where], step.admitted_slots
+                phys[step.admitted_slots] = step.admitted_ids
         self.cache = cache
+        self.phys = phys
+
+
+def held_slots(phys: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """For a buffer whose slot ``k`` holds row ``phys[k]`` (-1: empty), the slot holding each of ``ids`` (-1: none)."""
+    slots = torch.nonzero(phys >= 0).flatten()
+    if slots.numel() == 0 or ids.numel() == 0:
+        return torch.full_like(ids, -1)
+    held_ids = phys[slots]
+    order = torch.argsort(held_ids, stable=True)
+    sorted_ids = held_ids[order]
+    at = torch.clamp(torch.searchsorted(sorted_ids, ids), max=sorted_ids.numel() - 1)
+    return torch.where(sorted_ids[at] == ids, slots[order[at]], torch.full_like(ids, -1))

@@ -36,7 +36,7 @@ from kernels.ooc.options import OutOfCoreOptions
 from kernels.ooc.packed import PackedWriter
 from kernels.ooc.pagecache import drop_file_pages
 from kernels.ooc.pipeline import Pipeline
-from kernels.ooc.planner import BatchPlan, SuperbatchPlanner
+from kernels.ooc.planner import BatchPlan, SuperbatchPlanner, held_slots
 from kernels.ooc.sources import RowSource, SegmentSource, open_file
 from kernels.registry import register
 from kernels.sampling import sample_blocks, validate_fanouts
@@ -124,6 +124,7 @@ class OutOfCore(AccessStrategy):
         if la_rows:
             self._asm.lookahead = torch.empty((la_rows, graph.feat_dim), dtype=graph.dtype,
                                               device=device if opts.io == "kvikio" else "cpu")
+            self._asm.phys = torch.full((la_rows,), -1, dtype=torch.int64)
         self._planner = SuperbatchPlanner(sample=lambda s: s, static_lookup=None, lookahead_rows=la_rows,
                                           num_nodes=graph.num_nodes)
         if device.type == "cuda":
@@ -231,9 +232,8 @@ class OutOfCore(AccessStrategy):
             slot = asm.static.lookup(uniq) if asm.static is not None else torch.full_like(uniq, -1)
             residual = torch.nonzero(slot < 0).flatten()
             la_pos = la_slots = torch.empty(0, dtype=torch.int64)
-            cache = self._planner.cache
-            if cache is not None and residual.numel():
-                s = cache.slot_of(uniq[residual])
+            if residual.numel() and self._planner.lookahead_rows:
+                s = held_slots(asm.phys, uniq[residual])
                 la_pos, la_slots, residual = residual[s >= 0], s[s >= 0], residual[s < 0]
             part = asm.assemble(uniq, static_slot=slot, la_pos=la_pos, la_slots=la_slots, disk_pos=residual)
         with self.phase("transfer") if not part.final else contextlib.nullcontext():
@@ -279,7 +279,7 @@ class OutOfCore(AccessStrategy):
             if self._presample_pending:
                 self._presample(fanouts, batch_size=int(chunk[0].numel()))
             start = time.perf_counter()
-            plans = planner.plan(chunk)
+            plans = planner.plan(chunk, held=self._asm.phys if planner.lookahead_rows else None)  # type: ignore[union-attr]
             sampled = sum(p.sample_s for p in plans)
             self._persist["preprocess_s"] += time.perf_counter() - start - sampled
             if self.options.layout == "packed":
