@@ -70,7 +70,7 @@ class MmapFile:
     def rows(self, ids: torch.Tensor, *, offset: int, row_stride: int, row_bytes: int, dtype: torch.dtype) -> torch.Tensor:
         """Rows ``ids`` (int64 ``[n]``) as ``[n, D]`` via ``index_select`` on the mapping (page faults read the disk)."""
         n_rows = (self.size - offset - row_bytes) // row_stride + 1 if self.size >= offset + row_bytes else 0
-        table = self.u8[offset:offset + n_rows * row_stride].view(n_rows, row_stride)[:, :row_bytes]
+        table = torch.as_strided(self.u8, (n_rows, row_bytes), (row_stride, 1), offset)
         return torch.index_select(table, 0, ids).view(dtype)
 
     def span(self, offset: int, nbytes: int) -> torch.Tensor:

@@ -71,12 +71,14 @@ def resident_fraction(path: str | os.PathLike[str]) -> float | None:
 
 
 def drop_file_pages(path: str | os.PathLike[str]) -> DropResult:
-    """Ask the kernel to drop ``path``'s clean pages from the page cache; report whether it worked."""
+    """Write back ``path``'s dirty pages (``fsync``), then ask the kernel to drop its pages from the page cache
+    (``posix_fadvise(POSIX_FADV_DONTNEED)``); report whether it worked."""
     method = "posix_fadvise(POSIX_FADV_DONTNEED)"
     before = resident_fraction(path)
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
+            os.fsync(fd)  # dirty pages cannot be dropped
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
