@@ -74,7 +74,8 @@ class StaticCache:
             rows = fetch(sorted_ids[start:start + chunk_rows])
             dev_mask = sl < self.n_dev
             if bool(dev_mask.any()):
-                self.device_rows[sl[dev_mask]] = rows[dev_mask].to(self.device_rows.device)
+                dev = self.device_rows.device
+                self.device_rows[sl[dev_mask].to(dev)] = rows[dev_mask].to(dev)
             host_mask = ~dev_mask
             if bool(host_mask.any()):
                 self.host_rows[sl[host_mask] - self.n_dev] = rows[host_mask]
