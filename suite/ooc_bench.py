@@ -80,7 +80,8 @@ def direct_iops(path: str | os.PathLike[str], pages: Sequence[int], *, depth: in
 
 #: The designs compared, as option sets of the one strategy (byte budgets filled in from the preset's budget).
 DESIGNS: dict[str, dict[str, Any]] = {
-    "mmap, cold page cache (PyG/DGL on disk)": {"io": "mmap"},
+    "mmap, page cache capped at the budget (PyG/DGL on disk)": {"io": "mmap", "page_cache_cap": True},
+    "mmap, page cache unbounded, cold at start": {"io": "mmap"},
     "direct, rowwise (no cache)": {"io": "direct"},
     "direct + look-ahead cache (Ginex-like)": {"io": "direct", "lookahead_share": 0.5},
     "packed + hot cache (DiskGNN-like)": {"io": "direct", "layout": "packed", "host_share": 0.5},
@@ -107,12 +108,15 @@ class DesignResult:
 def design_options(spec: dict[str, Any], budget: int | None, superbatch: int) -> dict[str, Any]:
     """Turn a design's shares of the memory budget into byte options."""
     opts = {k: v for k, v in spec.items() if not k.endswith("_share")}
+    if not budget:
+        opts.pop("page_cache_cap", None)
     if budget:
         if "lookahead_share" in spec:
             opts["lookahead_bytes"] = int(budget * spec["lookahead_share"])
         if "host_share" in spec:
             opts["host_cache_bytes"] = int(budget * spec["host_share"])
         opts["memory_budget_bytes"] = budget
+        opts["read_buffer_bytes"] = max(1 << 20, min(64 << 20, budget // 16 >> 20 << 20))
     if "lookahead_share" in spec or spec.get("layout") == "packed":
         opts["superbatch"] = superbatch
     opts["pipeline"] = False  # feature loading timed alone; the pipeline's overlap is measured by the runner
@@ -187,26 +191,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # 2. Feature loading of the designs, cold page cache, same batches
     budget = wl.memory_budget_bytes
-    superbatch = args.steps + 1
-    seeds = list(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=args.steps + 1))
+    superbatch = args.steps
+    seeds = list(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=args.steps))
     results = []
     for name, spec in DESIGNS.items():
         opts = design_options(spec, budget, superbatch)
         drop_file_pages(ff.path)
-        res = run_design(name, opts, graph, seeds, wl.fanouts, warmup=1)
+        res = run_design(name, opts, graph, seeds, wl.fanouts, warmup=0)
         results.append(res)
         print(f"{name}: load {res.load_s:.2f} s, amplification {res.stats.get('read_amplification')}", flush=True)
     base = {r.name: r for r in results}
     rowwise = base["direct, rowwise (no cache)"].load_s
-    mm = base["mmap, cold page cache (PyG/DGL on disk)"].load_s
+    mm = base["mmap, page cache capped at the budget (PyG/DGL on disk)"].load_s
     lines += ["## Feature loading, cold page cache", "",
               f"Preset `{args.preset}`: {graph.num_nodes:,} nodes, {graph.num_edges:,} edges, {graph.feat_dim}-wide "
               f"{str(graph.dtype).replace('torch.', '')} rows ({graph.row_bytes} B), store "
               f"{graph.feature_bytes / 2**30:.2f} GiB, memory budget "
               f"{(budget or 0) / 2**30:.2f} GiB, batch {wl.batch_size}, fanouts {list(wl.fanouts)}; "
-              f"{args.steps} measured batches after 1 warm-up batch (same seeds and samples for every design), "
-              "pipeline off so the gather phase is feature loading alone. Page cache dropped before each design "
-              "(posix_fadvise DONTNEED, verified with mincore).", "",
+              f"{args.steps} measured batches from a cold page cache, no warm-up (same seeds and samples for every "
+              "design), pipeline off so the gather phase is feature loading alone. The store's pages are dropped "
+              "before each design (posix_fadvise DONTNEED, verified with mincore). Packing and cache filling are "
+              "offline preprocessing, timed separately (preprocess s), not in load s. 'capped' mmap drops the "
+              "store's pages whenever they pass the budget left after caches (an approximation of a memory cap: "
+              "this machine's RAM would otherwise hold the whole store).", "",
               "| design | options | load s | s/batch | rows/s | disk GiB | read ampl. | IOPS | hit rate | "
               "preprocess s | extra storage | vs mmap | vs direct rowwise |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -24,6 +24,9 @@ class OutOfCoreOptions:
     memory with io=kvikio). ``memory_budget_bytes`` caps host caches plus I/O buffers (None: no cap).
     ``drop_page_cache``: drop the store's (and packed files') pages before measuring. ``pipeline``: overlap disk
     reads, host-to-device copies and compute with depth-2 queues. ``read_buffer_bytes``: the largest read buffer.
+    ``page_cache_cap`` (io=mmap, needs ``memory_budget_bytes``): emulate a page cache bounded by the budget: after
+    a batch, when the store's resident pages pass what the budget leaves after the caches, the store is unmapped,
+    its pages dropped and the map reopened (coarser than the kernel's LRU under a real memory cgroup).
     """
 
     io: Literal["direct", "mmap", "kvikio"] = "direct"
@@ -46,6 +49,7 @@ class OutOfCoreOptions:
     keep_packed: bool = False
     verify_packed: bool = True
     kvikio_compat: bool = False
+    page_cache_cap: bool = False
 
     def __post_init__(self) -> None:
         for key in ("host_cache_bytes", "device_cache_bytes", "lookahead_bytes", "presample_seed"):
@@ -61,6 +65,8 @@ class OutOfCoreOptions:
             raise ValueError("read_buffer_bytes must be >= max_io_bytes")
         if self.presample_batches < 1:
             raise ValueError("presample_batches must be >= 1")
+        if self.page_cache_cap and (self.io != "mmap" or self.memory_budget_bytes is None):
+            raise ValueError("page_cache_cap needs io=mmap and a memory_budget_bytes to cap the page cache at")
         if self.memory_budget_bytes is not None:
             if self.memory_budget_bytes <= 0:
                 raise ValueError("memory_budget_bytes must be > 0 (or None for no cap)")

@@ -34,7 +34,7 @@ from kernels.ooc.hotcache import StaticCache, rank_by_degree, rank_by_presample
 from kernels.ooc.kvikio_io import kvikio_status
 from kernels.ooc.options import OutOfCoreOptions
 from kernels.ooc.packed import PackedWriter
-from kernels.ooc.pagecache import drop_file_pages
+from kernels.ooc.pagecache import drop_file_pages, resident_fraction
 from kernels.ooc.pipeline import Pipeline
 from kernels.ooc.planner import BatchPlan, SuperbatchPlanner, held_slots
 from kernels.ooc.sources import RowSource, SegmentSource, open_file
@@ -199,6 +199,19 @@ class OutOfCore(AccessStrategy):
         self._persist["page_cache_dropped"] = all(r["ok"] for r in results)
         return {"ok": self._persist["page_cache_dropped"], "files": results}
 
+    def _cap_page_cache(self) -> None:
+        """``page_cache_cap``: drop the store's pages once they pass the budget left after the strategy's caches."""
+        opts, asm, g = self.options, self._asm, self.graph
+        if not opts.page_cache_cap or asm is None or g is None or g.feature_file is None:
+            return
+        allowance = opts.memory_budget_bytes - asm.peak_host_bytes
+        frac = resident_fraction(g.feature_file.path)
+        if frac is not None and frac * Path(g.feature_file.path).stat().st_size > allowance:
+            asm.rows_src.file.close()  # type: ignore[union-attr]
+            drop_file_pages(g.feature_file.path)
+            asm.rows_src.file.open()  # type: ignore[union-attr]
+            self._persist["page_cache_cap_drops"] = self._persist.get("page_cache_cap_drops", 0) + 1
+
     def close(self) -> None:
         """Close files, drop caches and buffers, remove packed files unless ``keep_packed``."""
         if self._asm is not None:
@@ -240,6 +253,7 @@ class OutOfCore(AccessStrategy):
             rows = asm.finalize(part)
         part.delta.rows = ids.numel()  # the caller asked for this many rows (duplicates included)
         self._apply(part)
+        self._cap_page_cache()
         return rows[inv.to(rows.device)]
 
     # ---- pipelined loading --------------------------------------------------------------------------------------
@@ -293,6 +307,7 @@ class OutOfCore(AccessStrategy):
                             la_slots=p.la_hit_slots, disk_pos=p.disk_pos, segment=p.segment,
                             admit_pos=p.admit_pos, admit_slots=p.admit_slots, relocate=p.relocate)
                 phase_s["sample"] = p.sample_s
+                self._cap_page_cache()
                 event = None
                 if self.device.type == "cuda":  # device work of this thread's stream, for the next stage to wait on
                     event = torch.cuda.Event()

@@ -118,6 +118,19 @@ def test_mmap_cold_reads_are_counted_by_the_kernel(store: tuple[GraphData, torch
         assert x["disk_bytes_kernel"] >= x["disk_bytes_own"]
 
 
+def test_page_cache_cap_keeps_the_store_under_the_budget(store: tuple[GraphData, torch.Tensor]) -> None:
+    g, ref = store
+    budget = g.feature_bytes // 4
+    with create("out-of-core", io="mmap", page_cache_cap=True, memory_budget_bytes=budget, pipeline=False,
+                read_buffer_bytes=1 << 14, max_io_bytes=1 << 12) as s:
+        s.prepare(g, torch.device("cpu"))
+        for lb in s.load(_seed_batches(4, 40, g.num_nodes, seed=2), [4, 2], generator=torch.Generator().manual_seed(0)):
+            assert torch.equal(lb.features, ref[lb.batch.node_ids])
+        assert s.stats().extras["page_cache_cap_drops"] >= 1
+    with pytest.raises(InvalidOptions, match="page_cache_cap"):
+        create("out-of-core", io="direct", page_cache_cap=True, memory_budget_bytes=budget)
+
+
 def test_direct_own_bytes_match_the_kernel_counter(store: tuple[GraphData, torch.Tensor]) -> None:
     g, _ = store
     with create("out-of-core", io="direct") as s:
