@@ -30,7 +30,7 @@ from kernels.ooc.extents import plan_row_reads
 from kernels.ooc.pagecache import drop_file_pages
 from kernels.types import GraphData
 
-__all__ = ["random_pages", "reference_iops", "direct_iops", "DESIGNS", "DesignResult", "run_design", "main"]
+__all__ = ["DESIGNS", "DesignResult", "direct_iops", "main", "random_pages", "reference_iops", "run_design"]
 
 
 def random_pages(file_bytes: int, count: int, *, seed: int) -> list[int]:

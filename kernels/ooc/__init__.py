@@ -15,7 +15,19 @@ from kernels.ooc.packed import PackedFileError, PackedIndex, PackedWriter, open_
 from kernels.ooc.pagecache import DropResult, drop_file_pages, filesystem_of, resident_fraction
 
 __all__ = [
-    "PAGE", "aligned_empty", "ReadPlan", "plan_row_reads", "plan_span_reads", "rows_from_buffer", "OutOfCoreOptions",
-    "PackedFileError", "PackedIndex", "PackedWriter", "open_packed", "DropResult", "drop_file_pages",
-    "filesystem_of", "resident_fraction",
+    "PAGE",
+    "DropResult",
+    "OutOfCoreOptions",
+    "PackedFileError",
+    "PackedIndex",
+    "PackedWriter",
+    "ReadPlan",
+    "aligned_empty",
+    "drop_file_pages",
+    "filesystem_of",
+    "open_packed",
+    "plan_row_reads",
+    "plan_span_reads",
+    "resident_fraction",
+    "rows_from_buffer",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["PAGE", "aligned_empty", "align_up", "align_down", "writable_view"]
+__all__ = ["PAGE", "align_down", "align_up", "aligned_empty", "writable_view"]
 
 #: Alignment of ``O_DIRECT`` offsets, lengths and buffers, and the page size readers plan with (bytes).
 PAGE = 4096

@@ -12,7 +12,7 @@ from kernels.ooc.counters import kernel_io
 from kernels.ooc.hotcache import StaticCache
 from kernels.ooc.sources import RowSource, SegmentSource
 
-__all__ = ["Part", "Assembler"]
+__all__ = ["Assembler", "Part"]
 
 _EMPTY = torch.empty(0, dtype=torch.int64)
 

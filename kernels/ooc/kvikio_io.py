@@ -16,7 +16,7 @@ from kernels.errors import StoreError, StrategyUnavailable
 from kernels.ooc.counters import IoCounter
 from kernels.ooc.extents import ReadPlan
 
-__all__ = ["kvikio_status", "KvikioFile"]
+__all__ = ["KvikioFile", "kvikio_status"]
 
 
 def _compat_mode_on(kvikio: Any) -> bool | None:
@@ -32,7 +32,7 @@ def _compat_mode_on(kvikio: Any) -> bool | None:
         try:
             mode = getter("compat_mode")
             return str(getattr(mode, "name", mode)).upper() in ("ON", "TRUE")
-        except Exception:  # noqa: BLE001 - older versions have no such setting
+        except Exception:
             pass
     legacy = getattr(defaults, "compat_mode", None)
     if callable(legacy):
@@ -48,8 +48,8 @@ def kvikio_status(allow_compat: bool = False) -> tuple[bool, str]:
     if not cuda_available():
         return False, "io=kvikio reads into device memory and needs a CUDA device; torch sees none"
     try:
-        import kvikio  # noqa: PLC0415 - optional, imported only here
-    except Exception as exc:  # noqa: BLE001 - any import failure means unavailable
+        import kvikio
+    except Exception as exc:
         return False, f"io=kvikio: kvikio failed to import ({type(exc).__name__}: {exc})"
     compat = _compat_mode_on(kvikio)
     if compat and not allow_compat:
@@ -66,7 +66,7 @@ class KvikioFile:
         ok, reason = kvikio_status(allow_compat)
         if not ok:
             raise StrategyUnavailable(reason)
-        import kvikio  # noqa: PLC0415
+        import kvikio
 
         self.path = Path(path)
         self.mode = reason
@@ -74,7 +74,7 @@ class KvikioFile:
         self.size = os.path.getsize(self.path)
         try:
             self._f = kvikio.CuFile(str(self.path), "r")
-        except Exception as exc:  # noqa: BLE001 - kvikio raises RuntimeError subclasses
+        except Exception as exc:
             raise StoreError(f"kvikio cannot open {self.path}: {exc}") from None
 
     def read(self, plan: ReadPlan, buf: torch.Tensor) -> int:
@@ -88,7 +88,7 @@ class KvikioFile:
                 futures.append(self._f.pread(buf[pos:pos + length], length, off))
         try:
             total = sum(int(f.get()) for f in futures)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StoreError(f"kvikio read from {self.path} failed: {exc}") from None
         self.counter.add(total, len(futures))
         return total

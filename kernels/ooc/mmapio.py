@@ -18,7 +18,7 @@ from kernels.ooc.align import PAGE
 from kernels.ooc.counters import IoCounter
 from kernels.ooc.pagecache import _libc
 
-__all__ = ["MmapFile", "Advice"]
+__all__ = ["Advice", "MmapFile"]
 
 Advice = Literal["normal", "random", "sequential"]
 _ADVICE = {"normal": "MADV_NORMAL", "random": "MADV_RANDOM", "sequential": "MADV_SEQUENTIAL"}

@@ -24,7 +24,7 @@ import torch
 from kernels.errors import StoreError
 from kernels.ooc.align import PAGE, align_up
 
-__all__ = ["PackedFileError", "PackedWriter", "PackedIndex", "open_packed", "payload_crc", "FORMAT", "VERSION"]
+__all__ = ["FORMAT", "VERSION", "PackedFileError", "PackedIndex", "PackedWriter", "open_packed", "payload_crc"]
 
 FORMAT = "accessbench-packed"
 VERSION = 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DropResult", "drop_file_pages", "resident_fraction", "filesystem_of"]
+__all__ = ["DropResult", "drop_file_pages", "filesystem_of", "resident_fraction"]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from kernels.ooc.kvikio_io import KvikioFile
 from kernels.ooc.mmapio import Advice, MmapFile
 from kernels.ooc.packed import PackedIndex
 
-__all__ = ["IoKind", "IO_KINDS", "open_file", "RowSource", "SegmentSource", "AnyFile"]
+__all__ = ["IO_KINDS", "AnyFile", "IoKind", "RowSource", "SegmentSource", "open_file"]
 
 IoKind = Literal["direct", "mmap", "kvikio"]
 IO_KINDS: tuple[str, ...] = ("direct", "mmap", "kvikio")

@@ -33,7 +33,7 @@ from kernels.ooc.assemble import Assembler, Part
 from kernels.ooc.hotcache import StaticCache, rank_by_degree, rank_by_presample
 from kernels.ooc.kvikio_io import kvikio_status
 from kernels.ooc.options import OutOfCoreOptions
-from kernels.ooc.packed import PackedWriter
+from kernels.ooc.packing import write_packed
 from kernels.ooc.pagecache import drop_file_pages, resident_fraction
 from kernels.ooc.pipeline import Pipeline
 from kernels.ooc.planner import BatchPlan, SuperbatchPlanner, held_slots
@@ -105,8 +105,9 @@ class OutOfCore(AccessStrategy):
         if ff.row_bytes != graph.row_bytes:
             raise StoreError(f"feature file rows are {ff.row_bytes} B but the graph's rows are {graph.row_bytes} B")
         self.graph, self.device = graph, device
-        common = dict(path=Path(ff.path), offset=ff.offset, row_stride=ff.row_stride, row_bytes=ff.row_bytes,
-                      dtype=graph.dtype, feat_dim=graph.feat_dim, max_io_bytes=opts.max_io_bytes, device=device)
+        common: dict[str, Any] = {"path": Path(ff.path), "offset": ff.offset, "row_stride": ff.row_stride,
+                                  "row_bytes": ff.row_bytes, "dtype": graph.dtype, "feat_dim": graph.feat_dim,
+                                  "max_io_bytes": opts.max_io_bytes, "device": device}
         rows = RowSource(open_file(ff.path, opts.io, depth=opts.depth, advice=opts.mmap_advice,
                                    kvikio_compat=opts.kvikio_compat), **common)
         try:
@@ -300,12 +301,11 @@ class OutOfCore(AccessStrategy):
                 self._pack(plans)
             self._superbatches += 1
             for p in plans:
-                with self.collect_phases() as phase_s:
-                    with self.phase("gather"):
-                        part = self._asm.assemble(  # type: ignore[union-attr]
-                            p.node_ids.cpu(), static_slot=p.static_slot, la_pos=p.la_hit_pos,
-                            la_slots=p.la_hit_slots, disk_pos=p.disk_pos, segment=p.segment,
-                            admit_pos=p.admit_pos, admit_slots=p.admit_slots, relocate=p.relocate)
+                with self.collect_phases() as phase_s, self.phase("gather"):
+                    part = self._asm.assemble(  # type: ignore[union-attr]
+                        p.node_ids.cpu(), static_slot=p.static_slot, la_pos=p.la_hit_pos,
+                        la_slots=p.la_hit_slots, disk_pos=p.disk_pos, segment=p.segment,
+                        admit_pos=p.admit_pos, admit_slots=p.admit_slots, relocate=p.relocate)
                 phase_s["sample"] = p.sample_s
                 self._cap_page_cache()
                 event = None
@@ -376,21 +376,7 @@ class OutOfCore(AccessStrategy):
                 base.mkdir(parents=True, exist_ok=True)
                 self._packed_dir = Path(tempfile.mkdtemp(prefix=".accessbench-packed-", dir=base))
             path = self._packed_dir / f"superbatch-{self._superbatches:05d}.pack"
-            ff = g.feature_file
-            source = {"path": str(ff.path), "offset": ff.offset, "row_stride": ff.row_stride, "row_bytes": ff.row_bytes,
-                      "file_bytes": Path(ff.path).stat().st_size}
-            writer = PackedWriter(path, row_bytes=g.row_bytes, dtype=str(g.dtype).replace("torch.", ""), source=source)
-            try:
-                for p in plans:
-                    disk_ids = p.disk_ids
-                    p.segment = writer.add(disk_ids, self._fetch_host(disk_ids))
-                index = writer.finish()
-            except BaseException:
-                writer.abort()
-                raise
-            for p in plans:
-                if not torch.equal(index.segment_ids(p.segment), p.disk_ids):  # type: ignore[arg-type]
-                    raise StoreError(f"packed index {index.index_path} does not match the planned batches")
+            index = write_packed(path, plans, g, self._fetch_host)
             if asm.segments is not None:
                 asm.segments.close()
             if not opts.keep_packed:

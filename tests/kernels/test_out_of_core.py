@@ -156,9 +156,8 @@ def test_kvikio_is_unavailable_with_a_reason_where_missing() -> None:
 
 
 def test_device_tier_needs_cuda(store: tuple[GraphData, torch.Tensor]) -> None:
-    with create("out-of-core", device_cache_bytes=1 << 20) as s:
-        with pytest.raises(StrategyUnavailable, match="CUDA"):
-            s.prepare(store[0], torch.device("cpu"))
+    with create("out-of-core", device_cache_bytes=1 << 20) as s, pytest.raises(StrategyUnavailable, match="CUDA"):
+        s.prepare(store[0], torch.device("cpu"))
 
 
 def test_in_memory_graph_is_refused() -> None:
