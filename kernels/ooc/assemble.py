@@ -57,13 +57,14 @@ class Assembler:
             total += self.lookahead.numel() * self.lookahead.element_size()
         return total
 
-    def _check_budget(self, batch_host_bytes: int, disk_bytes: int) -> None:
-        need = self._fixed_host_bytes() + self.inflight * batch_host_bytes + disk_bytes
+    def _check_budget(self, batch_host_bytes: int, disk_bytes: int, inflight: int | None = None) -> None:
+        inflight = self.inflight if inflight is None else inflight
+        need = self._fixed_host_bytes() + inflight * batch_host_bytes + disk_bytes
         self.peak_host_bytes = max(self.peak_host_bytes, need)
         if self.budget is not None and need > self.budget:
             raise MemoryBudgetExceeded(
                 f"out-of-core needs about {need / 2**20:.1f} MiB of host memory for its caches, read buffers and "
-                f"{self.inflight} batches in flight ({batch_host_bytes / 2**20:.1f} MiB each), more than "
+                f"{inflight} batches in flight ({batch_host_bytes / 2**20:.1f} MiB each), more than "
                 f"memory_budget_bytes={self.budget} ({self.budget / 2**20:.1f} MiB); lower the caches, the batch size "
                 "or read_buffer_bytes, or set pipeline=false"
             )
@@ -71,12 +72,13 @@ class Assembler:
     def assemble(self, ids: torch.Tensor, *, static_slot: torch.Tensor, la_pos: torch.Tensor = _EMPTY,
                  la_slots: torch.Tensor = _EMPTY, disk_pos: torch.Tensor = _EMPTY, segment: int | None = None,
                  admit_pos: torch.Tensor = _EMPTY, admit_slots: torch.Tensor = _EMPTY,
-                 relocate: tuple[torch.Tensor, torch.Tensor] | None = None) -> Part:
+                 relocate: tuple[torch.Tensor, torch.Tensor] | None = None, inflight: int | None = None) -> Part:
         """Rows of unique ``ids`` (int64 CPU ``[n]``) gathered from every tier, in ``ids`` order.
 
         ``static_slot``: the static cache's slot per id (-1: not cached); ``la_pos``/``la_slots``: rows in the
         look-ahead buffer; ``disk_pos``: rows read from disk (from packed ``segment`` when given, in its order);
         ``admit_*``: rows the look-ahead buffer keeps afterwards; ``relocate``: buffer moves done first.
+        ``inflight``: batches of this size alive at once, for the budget check (default: the pipeline's).
         """
         n, rb = ids.numel(), self.row_bytes
         delta = BatchDelta(rows=n, row_bytes=rb)
@@ -101,7 +103,8 @@ class Assembler:
                 hmap[host_pos] = torch.arange(host_pos.numel())
             n_h = n if host_pos is None else host_pos.numel()
             out = torch.empty((n_h, self.feat_dim), dtype=self.dtype, pin_memory=True)
-        self._check_budget(0 if self.device.type == "cuda" and final else n * rb, 0 if whole else disk_pos.numel() * rb)
+        self._check_budget(0 if self.device.type == "cuda" and final else n * rb, 0 if whole else disk_pos.numel() * rb,
+                           inflight)
         if whole:
             rows = self._read_disk(ids, disk_pos, segment, delta, None)
             if rows.device != self.device:

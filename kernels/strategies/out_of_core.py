@@ -249,7 +249,8 @@ class OutOfCore(AccessStrategy):
             if residual.numel() and self._planner.lookahead_rows:
                 s = held_slots(asm.phys, uniq[residual])
                 la_pos, la_slots, residual = residual[s >= 0], s[s >= 0], residual[s < 0]
-            part = asm.assemble(uniq, static_slot=slot, la_pos=la_pos, la_slots=la_slots, disk_pos=residual)
+            part = asm.assemble(uniq, static_slot=slot, la_pos=la_pos, la_slots=la_slots, disk_pos=residual,
+                                inflight=1)
         with self.phase("transfer") if not part.final else contextlib.nullcontext():
             rows = asm.finalize(part)
         part.delta.rows = ids.numel()  # the caller asked for this many rows (duplicates included)
