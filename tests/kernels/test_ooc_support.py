@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 from pathlib import Path
 
@@ -22,13 +23,9 @@ def require_odirect(directory: Path) -> None:
     try:
         fd = os.open(probe, os.O_RDONLY | os.O_DIRECT)
         try:
-            buf = memoryview(np.zeros(8192, dtype=np.uint8))
-            import mmap
-
-            m = mmap.mmap(-1, 4096)
-            os.preadv(fd, [m], 0)
-            m.close()
-            del buf
+            page = mmap.mmap(-1, 4096)  # anonymous memory is page-aligned
+            os.preadv(fd, [page], 0)
+            page.close()
         finally:
             os.close(fd)
     except OSError as exc:
