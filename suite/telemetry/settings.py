@@ -23,7 +23,7 @@ class TelemetrySettings:
     nvtx: bool = True
     power_interval_s: float = 0.1
     min_energy_window_s: float = 1.0
-    max_energy_repeats: int = 1000
+    max_energy_repeats: int = 100_000
     idle_baseline: bool = False
     trace_dir: str | None = None
     profile: bool = False
