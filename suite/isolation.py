@@ -89,19 +89,41 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
         proc.wait()
 
 
+def _frame(line: str) -> tuple[str, str] | None:
+    """(``file:line in func``, full path) of a faulthandler frame line."""
+    m = re.match(r'\s*File "([^"]+)", line (\d+) in (\S+)', line)
+    return (f"{Path(m.group(1)).name}:{m.group(2)} in {m.group(3)}", m.group(1)) if m else None
+
+
+def _is_library(path: str) -> bool:
+    return "site-packages" in path or "dist-packages" in path or path.startswith(sys.base_prefix)
+
+
 def _log_detail(log: str) -> str:
-    """The telling line of a worker's output: faulthandler's innermost frame, else the last non-empty line."""
+    """The telling line of a worker's output: faulthandler's innermost frame (and the innermost one outside the
+    Python install and libraries, when that differs), else the last non-empty line."""
     lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
     if not lines:
         return ""
     for i, ln in enumerate(lines):
         if ln.startswith("Fatal Python error"):
-            frame = next((f for f in lines[i + 1:] if f.strip().startswith("File ")), None)
-            if frame:
-                m = re.match(r'\s*File "([^"]+)", line (\d+) in (\S+)', frame)
-                where = f"{Path(m.group(1)).name}:{m.group(2)} in {m.group(3)}" if m else frame.strip()
-                return f"{ln.strip()} at {where}"
-            return ln.strip()
+            frames = []
+            for f in lines[i + 1:]:
+                if not f.strip().startswith("File "):
+                    if frames:
+                        break
+                    continue
+                parsed = _frame(f)
+                if parsed:
+                    frames.append(parsed)
+            if not frames:
+                return ln.strip()
+            text = f"{ln.strip()} at {frames[0][0]}"
+            if _is_library(frames[0][1]):
+                own = next((where for where, path in frames if not _is_library(path)), None)
+                if own:
+                    text += f" (from {own})"
+            return text
     return lines[-1].strip()[:400]
 
 
