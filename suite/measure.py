@@ -68,7 +68,10 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody) -> li
     if telemetry.trace_path is not None and telemetry.trace_path.exists():
         rec.power_trace = telemetry.trace_path.name
     if settings.idle_baseline:
-        idle_baseline(rec, telemetry, max(window_s, min_window))
+        if rec.gpu_energy_j is None and rec.cpu_energy_j is None:
+            rec.notes.append("idle baseline skipped: no energy was measured to compare it with")
+        else:
+            idle_baseline(rec, telemetry, max(window_s, min_window))
     return per_step
 
 

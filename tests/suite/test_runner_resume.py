@@ -203,7 +203,10 @@ def test_killing_an_isolated_sweep_kills_its_worker_and_resume_completes(tmp_pat
     deadline = time.monotonic() + 5
     while workers() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not workers(), "a worker outlived its killed parent"
+    orphans = workers()
+    for p in orphans:  # never leave a hanging worker behind, even when the check fails
+        p.kill()
+    assert not orphans, "a worker outlived its killed parent"
     assert not (out / RESULTS_FILE).exists() or rows_in(out / RESULTS_FILE) == 0
 
     monkeypatch.delenv("FAULTY_HANG")
