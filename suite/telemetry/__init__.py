@@ -81,6 +81,7 @@ class Telemetry:
         self.heartbeat = heartbeat
         self.trace_path = trace_path
         self._active = False
+        self._phase_ranges: dict[str, _Range] = {}  # reusable: a phase range carries no state
 
     @property
     def min_window_s(self) -> float:
@@ -123,7 +124,12 @@ class Telemetry:
         """Wraps one strategy phase (timed by the strategy itself): heartbeat, and an NVTX range inside a window."""
         if self.heartbeat is not None:
             self.heartbeat.phase(name)
-        return _Range(self.ranges, name, None) if self._active else _NULL
+        if not self._active:
+            return _NULL
+        rng = self._phase_ranges.get(name)
+        if rng is None or rng._backend is not self.ranges:
+            rng = self._phase_ranges[name] = _Range(self.ranges, name, None)
+        return rng
 
     def step(self, index: int) -> contextlib.AbstractContextManager[Any]:
         """Wraps one measured step: heartbeat, and an NVTX range ``step`` with the step number as payload."""

@@ -18,6 +18,7 @@ __all__ = ["Heartbeat", "HeartbeatState", "read_heartbeat"]
 
 _NAME = 32
 _LAYOUT = struct.Struct(f"<{_NAME}s{_NAME}sqd")  # stage, phase, step (-1: none), unix time of the last update
+_STEP = struct.Struct("<qd")  # the step and time at the end of the layout
 _SIZE = _LAYOUT.size
 
 
@@ -56,6 +57,7 @@ class Heartbeat:
         self._stage = b""
         self._phase = b""
         self._step = -1
+        self._names: dict[str, bytes] = {}
         self._flush()
 
     def _flush(self) -> None:
@@ -68,13 +70,14 @@ class Heartbeat:
 
     def phase(self, name: str) -> None:
         """Enter a strategy phase (may be called from prefetch threads too)."""
-        self._phase = name.encode()[:_NAME]
-        self._map[_NAME:2 * _NAME] = self._phase.ljust(_NAME, b"\0")
+        padded = self._names.get(name)
+        if padded is None:
+            padded = self._names[name] = name.encode()[:_NAME].ljust(_NAME, b"\0")
+        self._map[_NAME:2 * _NAME] = padded
 
     def step(self, index: int) -> None:
         """Begin step ``index`` of the current stage."""
-        self._step = index
-        self._flush()
+        _STEP.pack_into(self._map, 2 * _NAME, index, time.time())
 
     def close(self) -> None:
         """Unmap (the file stays for the parent to read)."""
