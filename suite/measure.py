@@ -109,11 +109,10 @@ def profile_pass(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, 
     activities = [tp.ProfilerActivity.CPU]
     if telemetry.device.type == "cuda":
         activities.append(tp.ProfilerActivity.CUDA)
-    with tp.profile(activities=activities) as prof:
-        with telemetry.ranges_to(TorchProfilerRanges()):
-            for i in range(steps):
-                with telemetry.step(first_index + i):
-                    body(first_index + i)
+    with tp.profile(activities=activities) as prof, telemetry.ranges_to(TorchProfilerRanges()):
+        for i in range(steps):
+            with telemetry.step(first_index + i):
+                body(first_index + i)
     prof.export_chrome_trace(str(path))
     rec.profile_trace = path.name
     rec.notes.append(f"profile_trace: {steps} extra steps after the measurement, under torch.profiler (not in the "

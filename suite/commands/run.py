@@ -17,13 +17,20 @@ from kernels import registry
 from kernels.device import resolve_device
 from kernels.errors import StrategyUnavailable
 from suite.execute import Config
-from suite.records import Record
 from suite.isolation import DEFAULT_TIMEOUT_S
 from suite.plugins import load_plugins
-from suite.runner import (PROFILE_FIRST, Sweep, expand_matrix, parse_option_sweeps, prepare_run_dir, run_sweep,
-                          split_available)
-from suite.telemetry.settings import TelemetrySettings
+from suite.records import Record
+from suite.runner import (
+    PROFILE_FIRST,
+    Sweep,
+    expand_matrix,
+    parse_option_sweeps,
+    prepare_run_dir,
+    run_sweep,
+    split_available,
+)
 from suite.summary import print_summary
+from suite.telemetry.settings import TelemetrySettings
 from workloads.config import MODES, load_workload
 
 NAME = "run"

@@ -21,8 +21,8 @@ from suite.telemetry.gpu import NvmlEnergyMeter, PowerSampler
 from suite.telemetry.heartbeat import Heartbeat
 from suite.telemetry.meters import CpuMeter, Meter, NullGpuMeter, NullMeter
 from suite.telemetry.nvml import NvmlError, device_ids, load_nvml
-from suite.telemetry.rapl import discover_rapl
 from suite.telemetry.ranges import NullRanges, RangeBackend, nvtx_ranges
+from suite.telemetry.rapl import discover_rapl
 from suite.telemetry.settings import TelemetrySettings
 
 __all__ = ["Telemetry", "TelemetrySettings", "Meter", "CpuMeter", "NullMeter", "NullGpuMeter", "default_meters",

@@ -43,8 +43,8 @@ def test_bad_flag_values_are_one_line_errors(tmp_path: Path, capsys: pytest.Capt
     for extra, message in ((["--timeout", "-1"], "--timeout must be >= 0"),
                            (["--power-interval", "-0.1"], "power sample interval must be >= 0"),
                            (["--profile", "cpu-centric", "-s", "device-resident"], "--profile names strategy"),
-                           (["--plugins", "no_such_plugin_module_xyz"], "plugin module 'no_such_plugin_module_xyz' "
-                                                                         "not found")):
+                           (["--plugins", "no_such_plugin_module_xyz"],
+                            "plugin module 'no_such_plugin_module_xyz' not found")):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err

@@ -40,8 +40,8 @@ class FakeRanges:
 
 
 def workload(store: Path, mode: str, **kw: Any) -> Workload:
-    base = dict(name="t", store=str(store), mode=mode, steps=3, warmup_steps=2, gather_ids=256, batch_size=64,
-                fanouts=(3, 2), hidden=16)
+    base: dict[str, Any] = {"name": "t", "store": str(store), "mode": mode, "steps": 3, "warmup_steps": 2,
+                            "gather_ids": 256, "batch_size": 64, "fanouts": (3, 2), "hidden": 16}
     base.update(kw)
     return Workload(**base)
 
@@ -66,7 +66,7 @@ def balanced(events: list[tuple[str, str, str | None, int | None]]) -> bool:
 
 
 def test_train_ranges_per_step_and_phase_with_step_payload(tiny_store: Path) -> None:
-    rec, ranges = run(tiny_store, "train")
+    _, ranges = run(tiny_store, "train")
     assert ranges.pushes("measure") == [None]
     assert ranges.pushes("step") == [0, 1, 2]  # measured steps only, numbered
     for phase in ("sample", "gather", "compute"):
@@ -126,13 +126,11 @@ def test_telemetry_has_no_ranges_outside_windows_and_in_idle_windows() -> None:
     tele = Telemetry(torch.device("cpu"), meters=[], ranges=ranges)
     with tele.phase_hook("gather"), tele.step(0):
         pass
-    with tele.window("idle", ranges=False):
-        with tele.phase_hook("gather"):
-            pass
+    with tele.window("idle", ranges=False), tele.phase_hook("gather"):
+        pass
     assert ranges.events == []
-    with tele.window("measure"):
-        with tele.step(4), tele.phase_hook("transfer"):
-            pass
+    with tele.window("measure"), tele.step(4), tele.phase_hook("transfer"):
+        pass
     assert [(op, n, p) for _, op, n, p in ranges.events if op == "push"] == [
         ("push", "measure", None), ("push", "step", 4), ("push", "transfer", None)]
 

@@ -38,14 +38,14 @@ class FakeGpuMeter:
 
 
 def config(store: Path, mode: str = "gather", **kw: Any) -> Config:
-    base = dict(name="t", store=str(store), mode=mode, steps=3, warmup_steps=1, gather_ids=256, batch_size=64,
-                fanouts=(3, 2), hidden=16)
+    base: dict[str, Any] = {"name": "t", "store": str(store), "mode": mode, "steps": 3, "warmup_steps": 1,
+                            "gather_ids": 256, "batch_size": 64, "fanouts": (3, 2), "hidden": 16}
     base.update(kw)
     return Config(strategy="cpu-centric", workload=Workload(**base), mode=mode, device="cpu")
 
 
 def run_with(cfg: Config, meter: FakeGpuMeter, settings: TelemetrySettings) -> Any:
-    factory = lambda d: Telemetry(d, meters=[meter], ranges=NullRanges(), settings=settings)  # noqa: E731
+    factory = lambda d: Telemetry(d, meters=[meter], ranges=NullRanges(), settings=settings)
     rec = execute(cfg, run_id="r", telemetry_factory=factory, settings=settings)
     assert rec.status == "ok", rec.error
     return rec
