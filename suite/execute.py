@@ -159,12 +159,14 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
                 rec.notes.append("profile not written: no run directory for the trace")
             else:
                 profile_path = trace_dir / f"trace_{cfg.key}.json"
-        runner(rec, cfg, strategy, graph, device, telemetry, verify, profile_path)
+        _in_phase(cfg.mode, lambda: runner(rec, cfg, strategy, graph, device, telemetry, verify, profile_path))
         rec.status = "ok"
         if device.type == "cuda":
             rec.peak_device_bytes = int(torch.cuda.max_memory_allocated(device))
     except _PhaseFailure as failure:
         rec.status, rec.failed_phase, rec.error = "failed", failure.phase, _error_text(failure.exc)
+    except Exception as exc:  # anything outside a named phase still becomes a failed row, never a traceback
+        rec.status, rec.failed_phase, rec.error = "failed", "setup", _error_text(exc)
     finally:
         stage("close")
         if strategy is not None:

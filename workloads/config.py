@@ -66,6 +66,10 @@ class Workload:
             validate_fanouts(self.fanouts)
         except ValueError as exc:
             raise WorkloadError(f"workload {self.name!r}: {exc}") from None
+        from workloads.models import MODELS
+
+        if self.model not in MODELS:
+            raise WorkloadError(f"workload {self.name!r}: model {self.model!r}; valid: {', '.join(MODELS)}")
         for key in ("batch_size", "steps", "gather_ids", "hidden"):
             if getattr(self, key) < 1:
                 raise WorkloadError(f"workload {self.name!r}: {key} must be >= 1")

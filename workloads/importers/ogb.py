@@ -1,0 +1,218 @@
+"""Import an OGB node-property dataset (ogbn-products, ogbn-papers100M, ...) from its unpacked local folder.
+
+Two layouts under ``<root>/raw/`` (``root`` is the dataset folder, or a folder holding exactly one such dataset):
+
+- csv (ogbn-products): ``edge.csv.gz`` ("src,dst" per line), ``node-feat.csv.gz`` (one row per node),
+  optional ``node-label.csv.gz`` and ``num-node-list.csv.gz``;
+- npz (ogbn-papers100M): ``data.npz`` with ``edge_index`` [2, E] and ``node_feat`` [N, D] (``node_year`` and
+  other keys are ignored), optional ``node-label.npz`` with ``node_label`` [N] or [N, 1] (NaN: unlabelled).
+
+Training ids come from ``<root>/split/<scheme>/train.csv.gz`` when there is one, else all labelled nodes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kernels.errors import InvalidOptions, StoreError
+from workloads.importers._build import (
+    DEFAULT_CHUNK_BYTES,
+    FeatureSink,
+    LabelSink,
+    append_train_ids,
+    check_common,
+    rel,
+    write_csr,
+)
+from workloads.importers._read import NpzArray, csv_columns, iter_csv, npz_keys
+from workloads.store import StoreWriter
+
+__all__ = ["import_ogb", "LAYOUTS"]
+
+#: layout name -> the files (under raw/) that identify it
+LAYOUTS = {"csv": ("edge.csv.gz", "node-feat.csv.gz"), "npz": ("data.npz",)}
+
+
+def _csv_file(folder: Path, stem: str) -> Path | None:
+    """``stem.csv.gz`` (or an uncompressed ``stem.csv``) in ``folder``, if present."""
+    for suffix in (".csv.gz", ".csv"):
+        if (folder / (stem + suffix)).is_file():
+            return folder / (stem + suffix)
+    return None
+
+
+def _dataset_root(src: Path) -> Path:
+    if not src.is_dir():
+        raise StoreError(f"{src}: no such directory (expected an unpacked OGB dataset folder with raw/)")
+    if (src / "raw").is_dir():
+        return src
+    found = sorted(p for p in src.iterdir() if p.is_dir() and (p / "raw").is_dir())
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StoreError(f"{src}: no OGB dataset here: expected {src / 'raw'}/ (edge.csv.gz + node-feat.csv.gz, or "
+                         f"data.npz), or a dataset folder such as {src / 'ogbn_products'}/raw/")
+    names = ", ".join(p.name for p in found)
+    raise StoreError(f"{src} holds several OGB datasets ({names}); pass one of those folders")
+
+
+def _layout(root: Path) -> tuple[str, dict[str, Path]]:
+    """The layout and its files; a missing required file raises ``StoreError`` naming it and its content."""
+    raw = root / "raw"
+    edge, feat = _csv_file(raw, "edge"), _csv_file(raw, "node-feat")
+    if (raw / "data.npz").is_file() and edge is None:
+        files = {"data": raw / "data.npz"}
+        if (raw / "node-label.npz").is_file():
+            files["labels"] = raw / "node-label.npz"
+        return "npz", files
+    if edge is None and feat is None:
+        raise StoreError(f"{raw}: found neither edge.csv.gz + node-feat.csv.gz (ogbn-products layout) nor data.npz "
+                         f"(ogbn-papers100M layout)")
+    if edge is None:
+        raise StoreError(f"{raw / 'edge.csv.gz'} is missing (expected one 'src,dst' edge per line)")
+    if feat is None:
+        raise StoreError(f"{raw / 'node-feat.csv.gz'} is missing (expected one comma-separated feature row per node)")
+    files = {"edges": edge, "features": feat}
+    for key, stem in (("labels", "node-label"), ("num_nodes", "num-node-list")):
+        found = _csv_file(raw, stem)
+        if found is not None:
+            files[key] = found
+    return "csv", files
+
+
+def _train_file(root: Path, split: str | None) -> Path | None:
+    """``split/<scheme>/train.csv.gz``: the only scheme when ``split`` is None, else the named one."""
+    sdir = root / "split"
+    schemes = sorted(p.name for p in sdir.iterdir() if p.is_dir()) if sdir.is_dir() else []
+    if split is None:
+        if not schemes:
+            return None
+        if len(schemes) > 1:
+            raise InvalidOptions(f"{sdir} holds several split schemes; pass split= one of {', '.join(schemes)}")
+        split = schemes[0]
+    elif split not in schemes:
+        raise StoreError(f"{sdir / split}: no such split scheme; found: {', '.join(schemes) or 'none'}")
+    train = _csv_file(sdir / split, "train")
+    if train is None:
+        raise StoreError(f"{sdir / split / 'train.csv.gz'} is missing (expected one training node id per line)")
+    return train
+
+
+def _single_column(path: Path, what: str) -> None:
+    cols = csv_columns(path, what)
+    if cols not in (0, 1):
+        raise StoreError(f"{path} ({what}): expected one value per line, found {cols} columns")
+
+
+def _import_csv(out: StoreWriter, files: dict[str, Path], train: Path | None, *, symmetrize: bool,
+                feature_dtype: str | None, chunk_bytes: int) -> tuple[int, int | None]:
+    """Products layout; returns (nodes, classes)."""
+    fpath = files["features"]
+    width = csv_columns(fpath, "node features")
+    if width == 0:
+        raise StoreError(f"{fpath} is empty (expected one comma-separated feature row per node)")
+    feats = FeatureSink(out, feature_dtype=feature_dtype, source=str(fpath))
+    # parsed as float64, then rounded to float32: the values OGB's own loader produces
+    for chunk in iter_csv(fpath, dtype=np.float64, rows=max(1, chunk_bytes // (8 * width)), ncols=width,
+                          what="node features"):
+        feats.add(chunk.astype(np.float32))
+    n = feats.rows
+    if "num_nodes" in files:
+        _single_column(files["num_nodes"], "the node count")
+        counts = [int(v) for c in iter_csv(files["num_nodes"], dtype=np.int64, rows=16, ncols=1,
+                                           what="the node count") for v in c.reshape(-1)]
+        if counts and counts[0] != n:
+            raise StoreError(f"{files['num_nodes']} says {counts[0]} nodes but {fpath} has {n} feature rows")
+    classes = None
+    rows = max(1, chunk_bytes // 8)
+    if "labels" in files:
+        _single_column(files["labels"], "node labels")
+        labels = LabelSink(out, num_nodes=n, collect_train=train is None, source=str(files["labels"]))
+        for chunk in iter_csv(files["labels"], dtype=np.float64, rows=rows, ncols=1, what="node labels"):
+            labels.add(chunk)
+        classes = labels.finish(allow_prefix=False)
+    if train is not None:
+        _single_column(train, "training ids")
+        append_train_ids(out, iter_csv(train, dtype=np.int64, rows=rows, ncols=1, what="training ids"), num_nodes=n,
+                         source=str(train))
+    epath = files["edges"]
+    if csv_columns(epath, "the edge list") not in (0, 2):
+        raise StoreError(f"{epath}: expected two columns 'src,dst' per line")
+
+    def edges():  # a fresh pass over the file each call
+        for chunk in iter_csv(epath, dtype=np.int64, rows=max(1, chunk_bytes // 16), ncols=2, what="the edge list"):
+            yield np.ascontiguousarray(chunk[:, 0]), np.ascontiguousarray(chunk[:, 1])
+
+    write_csr(out, edges, n, symmetrize=symmetrize, what=str(epath), chunk_bytes=chunk_bytes)
+    return n, classes
+
+
+def _import_npz(out: StoreWriter, files: dict[str, Path], train: Path | None, *, symmetrize: bool,
+                feature_dtype: str | None, chunk_bytes: int) -> tuple[int, int | None]:
+    """papers100M layout; returns (nodes, classes)."""
+    data = files["data"]
+    feat = NpzArray(data, "node_feat", "node features [N, D]")
+    edge = NpzArray(data, "edge_index", "edges [2, E]")
+    if len(feat.shape) != 2 or feat.shape[1] < 1:
+        raise StoreError(f"{data}: node_feat has shape {feat.shape}; expected [N, D]")
+    n, width = feat.shape
+    sink = FeatureSink(out, feature_dtype=feature_dtype, source=f"{data}:node_feat")
+    for chunk in feat.rows(rows=max(1, chunk_bytes // (width * feat.dtype.itemsize))):
+        sink.add(chunk)
+    if "num_nodes_list" in npz_keys(data):
+        listed = [int(v) for c in NpzArray(data, "num_nodes_list", "the node count").rows(rows=16) for v in c.ravel()]
+        if listed and listed[0] != n:
+            raise StoreError(f"{data}: num_nodes_list says {listed[0]} nodes but node_feat has {n} rows")
+    classes = None
+    rows = max(1, chunk_bytes // 8)
+    if "labels" in files:
+        lab = NpzArray(files["labels"], "node_label", "node labels [N] or [N, 1], NaN for unlabelled")
+        labels = LabelSink(out, num_nodes=n, collect_train=train is None, source=f"{files['labels']}:node_label")
+        for chunk in lab.rows(rows=rows):
+            labels.add(chunk)
+        classes = labels.finish(allow_prefix=False)
+    if train is not None:
+        _single_column(train, "training ids")
+        append_train_ids(out, iter_csv(train, dtype=np.int64, rows=rows, ncols=1, what="training ids"), num_nodes=n,
+                         source=str(train))
+    write_csr(out, lambda: edge.pairs(chunk=max(1, chunk_bytes // 16)), n, symmetrize=symmetrize,
+              what=f"{data}:edge_index", chunk_bytes=chunk_bytes)
+    return n, classes
+
+
+def import_ogb(src_dir: str | Path, dst_store: str | Path, *, name: str | None = None, overwrite: bool = False,
+               symmetrize: bool = True, split: str | None = None, feature_dtype: str | None = None,
+               chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Path:
+    """Import an unpacked OGB node-property dataset at ``src_dir`` into a store at ``dst_store``; returns its path.
+
+    ``symmetrize``: add the reverse of every edge except self-loops (OGB lists each undirected pair once).
+    ``split``: the scheme folder under ``split/`` for training ids (None: the only one there, if any).
+    ``feature_dtype``: None keeps the source dtype (float32 for csv); or float32 / float16 / bfloat16.
+    ``chunk_bytes``: the memory one chunk of the input may take (rows, edges); the CSR also needs O(N) memory.
+    """
+    started = time.perf_counter()
+    check_common(symmetrize=symmetrize, feature_dtype=feature_dtype, chunk_bytes=chunk_bytes)
+    if split is not None and (not isinstance(split, str) or not split or "/" in split):
+        raise InvalidOptions(f"split must be the name of a folder under split/, got {split!r}")
+    root = _dataset_root(Path(src_dir))
+    layout, files = _layout(root)
+    train = _train_file(root, split)
+    with StoreWriter(dst_store, overwrite=overwrite) as out:
+        step = _import_csv if layout == "csv" else _import_npz
+        _, classes = step(out, files, train, symmetrize=symmetrize, feature_dtype=feature_dtype,
+                          chunk_bytes=chunk_bytes)
+        used = sorted({*files.values(), *([train] if train else [])})
+        source = {
+            "importer": "ogb",
+            "layout": layout,
+            "path": str(root.resolve()),
+            "files": [rel(p, root) for p in used],
+            "options": {"symmetrize": symmetrize, "split": train.parent.name if train else None,
+                        "feature_dtype": feature_dtype, "chunk_bytes": chunk_bytes},
+            "train_ids": "split file" if train else ("labelled nodes" if "labels" in files else None),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        return out.finish(name=name or root.name, num_classes=classes, source=source)
