@@ -69,24 +69,24 @@ def record_from_dict(data: dict[str, Any]) -> Record:
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    """SIGTERM the worker's process group, then SIGKILL what is left after ``grace_s``."""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+    """SIGTERM the worker's process group, then SIGKILL it if it is still there after ``grace_s``.
+
+    Signals go out only while the worker is unreaped (``poll()`` is None), so its pid, which is the group id, cannot
+    have been reused by another process.
+    """
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 30.0)):
         if proc.poll() is not None:
-            break
+            return
         try:
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
-            break
+            return
         try:
             proc.wait(timeout=wait)
+            return
         except subprocess.TimeoutExpired:
             continue
-    try:  # stragglers the worker started (its group outlives it)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if proc.poll() is None:
-        proc.wait()
+    proc.wait()
 
 
 def _frame(line: str) -> tuple[str, str] | None:
@@ -191,8 +191,6 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
         except BaseException:  # Ctrl-C or the parent being stopped: never leave a worker behind
             _kill_group(proc, 0.0)
             raise
-        else:
-            _kill_group(proc, 0.0)  # reap anything the worker left in its group
     rc = proc.returncode
     log_text = log_path.read_text(errors="replace")
     record_path = Path(job["record"])

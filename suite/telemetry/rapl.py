@@ -108,8 +108,14 @@ class RaplMeter:
 
     def start(self, window: str = "measure") -> None:
         self._errors = []
-        self._last = {z.name: z.read_uj() for z in self.zones}
-        self._acc = dict.fromkeys(self._last, 0)
+        self._last, self._acc = {}, {}
+        for z in self.zones:
+            try:
+                self._last[z.name] = z.read_uj()
+            except (OSError, ValueError) as exc:
+                self._errors.append(f"{z.name}: {exc}")
+                self._last[z.name] = 0
+            self._acc[z.name] = 0
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="accessbench-rapl")
         self._thread.start()

@@ -104,3 +104,11 @@ def test_read_error_mid_window_gives_null(tree: dict[str, Path]) -> None:
     fields, notes = meter.stop()
     assert fields["cpu_energy_j"] is None
     assert notes and notes[0].startswith("cpu energy not measured: RAPL read failed")
+
+
+def test_unreadable_at_the_start_of_a_window_gives_null(tree: dict[str, Path]) -> None:
+    meter = discover_rapl(tree["root"])
+    (tree["dram0"] / "energy_uj").unlink()
+    meter.start()
+    fields, notes = meter.stop()
+    assert fields["cpu_energy_j"] is None and "RAPL read failed" in notes[0]
