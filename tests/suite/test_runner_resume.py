@@ -216,3 +216,29 @@ def test_killing_an_isolated_sweep_kills_its_worker_and_resume_completes(tmp_pat
     rows, _ = read_records(out / RESULTS_FILE)
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
     assert rows[0]["strategy"] == "test-faulty" and rows[0]["worker_exit_code"] == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_worker_and_keeps_finished_rows(tmp_path: Path, toml: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = tmp_path / "faulty_plugin.py"
+    plugin.write_text(PLUGIN)
+    monkeypatch.setenv("ACCESSBENCH_PLUGINS", str(plugin))
+    monkeypatch.setenv("FAULTY_HANG", "1")
+    out = tmp_path / "int"
+    proc = cli(out, toml, sweep=["-s", "device-resident,test-faulty", "-o", "test-faulty:how=hang-if-env",
+                                 "--device", "cpu", "--no-report"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (rows_in(out / RESULTS_FILE) == 1 and any(
+            (s := read_heartbeat(hb)) is not None and s.stage == "warmup" for hb in out.glob(".work/*/heartbeat"))):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; results measured so far are kept" in err.decode()
+    rows, bad = read_records(out / RESULTS_FILE)
+    assert bad == 0 and [r["strategy"] for r in rows] == ["device-resident"]  # the finished one is kept
+    leftover = [p for p in psutil.process_iter(["cmdline"]) if "suite.worker" in (p.info["cmdline"] or [])
+                and any(str(out) in c for c in p.info["cmdline"])]
+    for p in leftover:
+        p.kill()
+    assert not leftover
