@@ -130,7 +130,7 @@ def _log_detail(log: str) -> str:
 def _failed_phase(cfg: Config, hb: HeartbeatState | None) -> str:
     if hb is None:
         return "setup"
-    return cfg.mode if hb.stage in ("warmup", "measure", "profile") else hb.stage
+    return cfg.mode if hb.stage in ("warmup", "measure", "idle", "profile") else hb.stage
 
 
 def _failed_record(cfg: Config, run_id: str, *, rc: int | None, timed_out: bool, timeout_s: float | None,
@@ -195,11 +195,14 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
     log_text = log_path.read_text(errors="replace")
     record_path = Path(job["record"])
     rec: Record | None = None
-    if not timed_out and rc == 0 and record_path.is_file():
+    if record_path.is_file():  # written atomically once measuring was over: keep it even if the exit failed
         try:
             rec = record_from_dict(json.loads(record_path.read_text()))
         except (ValueError, TypeError):
             rec = None
+        if rec is not None and rc != 0:
+            how = "timed out" if timed_out else f"exited with status {rc}"
+            rec.notes.append(f"worker {how} after writing its record (while shutting down): {_log_detail(log_text)}")
     if rec is None:
         rec = _failed_record(cfg, run_id, rc=rc, timed_out=timed_out, timeout_s=timeout_s,
                              hb=read_heartbeat(work / "heartbeat"), log=log_text)

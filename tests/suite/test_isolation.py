@@ -32,7 +32,7 @@ PLUGIN = textwrap.dedent('''
 
     @dataclass(frozen=True)
     class FaultyOptions:
-        how: Literal["ok", "segfault", "raise", "hang", "hang-if-env", "exit", "oom"] = "ok"
+        how: Literal["ok", "segfault", "raise", "hang", "hang-if-env", "exit", "oom", "crash-at-exit"] = "ok"
         after: int = 0
 
 
@@ -42,6 +42,9 @@ PLUGIN = textwrap.dedent('''
 
         def prepare(self, graph, device):
             self.graph, self.device, self.calls = graph, device, 0
+            if self.options.how == "crash-at-exit":  # like a driver teardown crash after the work is done
+                import atexit
+                atexit.register(ctypes.string_at, 0)
 
         def sample(self, seeds, fanouts, *, generator):
             g = self._require_prepared()
@@ -122,6 +125,12 @@ def test_out_of_memory_in_a_worker_is_a_failed_row(tiny_store: Path, tmp_path: P
     rec = run_isolated(cfg(tiny_store, "oom", after=0), run_id="r", run_dir=tmp_path, timeout_s=120)
     assert rec.status == "failed" and rec.failed_phase == "gather"
     assert rec.error.startswith("CUDA out of memory: CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_crash_after_the_record_keeps_the_measurement(tiny_store: Path, tmp_path: Path, plugin: Path) -> None:
+    rec = run_isolated(cfg(tiny_store, "crash-at-exit"), run_id="r", run_dir=tmp_path, timeout_s=120)
+    assert rec.status == "ok" and rec.worker_exit_code == -11 and rec.step_s is not None
+    assert any(n.startswith("worker exited with status -11 after writing its record") for n in rec.notes)
 
 
 def test_worker_record_matches_in_process_fields(tiny_store: Path, tmp_path: Path) -> None:
