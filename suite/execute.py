@@ -138,6 +138,8 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         trace_dir = Path(settings.trace_dir) if settings.trace_dir else None
         if telemetry_factory is not None:
             telemetry = telemetry_factory(device)
+            if telemetry.heartbeat is None:
+                telemetry.heartbeat = heartbeat
         else:
             telemetry = Telemetry(device, settings=settings, heartbeat=heartbeat,
                                   trace_path=trace_dir / f"power_{cfg.key}.csv" if trace_dir else None)
