@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "git_commit", "cpu_model"]
+__all__ = ["environment", "git_commit", "cpu_model", "gpu_stamp"]
 
 
 @functools.cache
@@ -50,6 +50,23 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def gpu_stamp(device: torch.device, nvml: Any = None) -> dict[str, Any]:
+    """NVML facts about a CUDA ``device``: driver, power limit, clocks, PCIe generation and width.
+
+    Keys: ``driver``, ``gpu_power_limit_w``, ``gpu_power_limit_default_w``, ``gpu_sm_clock_mhz``,
+    ``gpu_mem_clock_mhz``, ``gpu_sm_clock_max_mhz``, ``gpu_mem_clock_max_mhz``, ``pcie`` (``gen4 x16``),
+    ``pcie_gen``, ``pcie_width``, ``pcie_gen_max``, ``pcie_width_max``; where NVML is unusable, only ``nvml`` with
+    the reason.
+    """
+    from suite.telemetry.nvml import NvmlError, device_ids, load_nvml
+
+    try:
+        nvml = nvml or load_nvml()
+        return nvml.stamp(nvml.handle(device_ids(device)))
+    except NvmlError as exc:
+        return {"nvml": f"unavailable: {exc}"}
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """The stamp for records measured on ``device``."""
     env: dict[str, Any] = {
@@ -74,4 +91,5 @@ def environment(device: torch.device) -> dict[str, Any]:
         env["gpu"] = props.name
         env["gpu_memory_bytes"] = props.total_memory
         env["gpu_sm_count"] = props.multi_processor_count
+        env.update(gpu_stamp(device))
     return env

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,8 +25,10 @@ from kernels.device import resolve_device, synchronize
 from kernels.errors import AccessBenchError
 from kernels.types import GraphData
 from suite.envstamp import environment
+from suite.measure import StepBody, measure, profile_pass
 from suite.records import PHASE_FIELDS, Record, config_key
-from suite.telemetry import Telemetry
+from suite.telemetry import Telemetry, TelemetrySettings
+from suite.telemetry.heartbeat import Heartbeat
 from workloads.batches import random_ids, seed_batches
 from workloads.config import Workload
 from workloads.graphs import materialise
@@ -33,6 +36,10 @@ from workloads.models import build_model
 from workloads.store import dtype_name
 
 __all__ = ["Config", "execute", "summarise"]
+
+#: Seed batches are drawn from an endless seeded stream, so measured steps can be repeated (energy windows) and
+#: pipelining strategies stay in steady state to the last measured step.
+_ENDLESS = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -94,36 +101,67 @@ def _error_text(exc: BaseException) -> str:
 
 
 def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.device], Telemetry] | None = None,
-            verify: bool = True) -> Record:
-    """Measure one configuration; exceptions become a failed record with the phase they happened in."""
+            verify: bool = True, settings: TelemetrySettings | None = None,
+            heartbeat: Heartbeat | None = None) -> Record:
+    """Measure one configuration; exceptions become a failed record with the phase they happened in.
+
+    ``settings`` say how to measure (NVTX, power sampling, energy windows, idle baseline, where traces go);
+    ``heartbeat`` (in an isolated worker) is told each stage, step and phase so a crash can be located.
+    """
+    settings = settings or TelemetrySettings()
     rec = Record(run_id=run_id, config_key=cfg.key, strategy=cfg.strategy, options=dict(cfg.options),
                  workload=cfg.workload.name, mode=cfg.mode, device=cfg.device, ranks=cfg.ranks)
     wl = cfg.workload
     rec.steps, rec.warmup_steps = wl.steps, wl.warmup_steps
     strategy: AccessStrategy | None = None
+    telemetry: Telemetry | None = None
+
+    def stage(name: str) -> None:
+        if heartbeat is not None:
+            heartbeat.stage(name)
+
     try:
+        stage("setup")
         device = _in_phase("setup", lambda: resolve_device(cfg.device))
         rec.device = str(device)
         rec.env = environment(device)
+        stage("load_graph")
         t0 = time.perf_counter()
         graph = _in_phase("load_graph", lambda: materialise(wl))
         rec.load_graph_s = time.perf_counter() - t0
         rec.num_nodes, rec.num_edges, rec.feat_dim = graph.num_nodes, graph.num_edges, graph.feat_dim
         rec.dtype, rec.row_bytes = dtype_name(graph.dtype), graph.row_bytes
+        stage("setup")
         options = dict(wl.options.get(cfg.strategy, {}))
         options.update(cfg.options)
         strategy = _in_phase("setup", lambda: registry.create(cfg.strategy, **options))
-        telemetry = telemetry_factory(device) if telemetry_factory else Telemetry(device)
+        trace_dir = Path(settings.trace_dir) if settings.trace_dir else None
+        if telemetry_factory is not None:
+            telemetry = telemetry_factory(device)
+            if telemetry.heartbeat is None:
+                telemetry.heartbeat = heartbeat
+        else:
+            telemetry = Telemetry(device, settings=settings, heartbeat=heartbeat,
+                                  trace_path=trace_dir / f"power_{cfg.key}.csv" if trace_dir else None)
+        if telemetry.ranges_note and settings.nvtx:
+            rec.notes.append(f"nvtx ranges not emitted: {telemetry.ranges_note}")
         strategy.phase_hook = telemetry.phase_hook
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        stage("prepare")
         synchronize(device)
         t0 = time.perf_counter()
         _in_phase("prepare", lambda: strategy.prepare(graph, device))
         synchronize(device)
         rec.prepare_s = time.perf_counter() - t0
         runner = {"gather": _run_gather, "sample": _run_sample, "train": _run_train}[cfg.mode]
-        _in_phase(cfg.mode, lambda: runner(rec, cfg, strategy, graph, device, telemetry, verify))
+        profile_path = None
+        if settings.profile:
+            if trace_dir is None:
+                rec.notes.append("profile not written: no run directory for the trace")
+            else:
+                profile_path = trace_dir / f"trace_{cfg.key}.json"
+        _in_phase(cfg.mode, lambda: runner(rec, cfg, strategy, graph, device, telemetry, verify, profile_path))
         rec.status = "ok"
         if device.type == "cuda":
             rec.peak_device_bytes = int(torch.cuda.max_memory_allocated(device))
@@ -132,11 +170,14 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
     except Exception as exc:  # anything outside a named phase still becomes a failed row, never a traceback
         rec.status, rec.failed_phase, rec.error = "failed", "setup", _error_text(exc)
     finally:
+        stage("close")
         if strategy is not None:
             try:
                 strategy.close()
             except Exception as exc:  # a failing close must not hide the measurement; it is reported
                 rec.notes.append(f"close() failed: {_error_text(exc)}")
+        if telemetry is not None:
+            telemetry.close()
         rec.peak_rss_bytes = _peak_rss_bytes()
     return rec
 
@@ -171,28 +212,28 @@ def _fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> 
         rec.feature_gbps = st.bytes_needed / data_s / 1e9
 
 
-def _measure(rec: Record, telemetry: Telemetry, steps: int, body: Callable[[int], dict[str, float]]) -> list[dict]:
-    per_step: list[dict[str, float]] = []
-    with telemetry.window("measure") as win:
-        t0 = time.perf_counter()
-        for i in range(steps):
-            with telemetry.step(i):
-                per_step.append(body(i))
-        rec.wall_s = time.perf_counter() - t0
-    notes = win.pop("notes", [])
-    for k, v in win.items():
-        if hasattr(rec, k):
-            setattr(rec, k, v)
-    rec.notes.extend(notes)
-    if rec.gpu_energy_j is not None and rec.energy_per_step_j is None:
-        rec.energy_per_step_j = rec.gpu_energy_j / steps
-    if rec.cpu_energy_j is None and not any("cpu energy" in n for n in rec.notes):
-        rec.notes.append("cpu energy not measured: no RAPL meter in this build")
-    return per_step
+def _measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody) -> list[dict[str, float]]:
+    return measure(rec, telemetry, steps, body)
+
+
+def _warmup(telemetry: Telemetry, mode: str, steps: int, body: StepBody) -> None:
+    telemetry.stage("warmup")
+    for i in range(steps):
+        with telemetry.step(i):
+            _in_phase(mode, lambda: body(i))
+
+
+def _profile(rec: Record, telemetry: Telemetry, mode: str, body: StepBody, path: Path | None) -> None:
+    """The optional profiled pass, after every figure of the record is taken (counters are not read again)."""
+    if path is None:
+        return
+    steps = min(rec.steps or 1, telemetry.settings.profile_steps)
+    first = rec.measured_steps or 0
+    _in_phase(mode, lambda: profile_pass(rec, telemetry, steps, body, path, first_index=first))
 
 
 def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, device: torch.device,
-                telemetry: Telemetry, verify: bool) -> None:
+                telemetry: Telemetry, verify: bool, profile_path: Path | None = None) -> None:
     """Fresh uniform random ids each step (with repeats, unsorted): the PyTorch-Direct microbenchmark."""
     wl = cfg.workload
     rec.gather_ids = wl.gather_ids
@@ -207,9 +248,9 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
         ph["step"] = time.perf_counter() - t0
         return ph
 
-    for i in range(wl.warmup_steps):
-        _in_phase("gather", lambda: one(i))
+    _warmup(telemetry, "gather", wl.warmup_steps, one)
     if verify:
+        telemetry.stage("verify")
         ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=torch.Generator().manual_seed(wl.seed + 1))
         got = _in_phase("gather", lambda: strategy.gather(ids))
         rec.exact = bool(torch.equal(got.cpu(), graph.features[ids]))
@@ -220,15 +261,16 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     _fill_phases(rec, per_step, strategy)
     data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
     _fill_stats(rec, strategy, sum(data))
+    _profile(rec, telemetry, "gather", one, profile_path)
 
 
 def _run_sample(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, device: torch.device,
-                telemetry: Telemetry, verify: bool) -> None:
+                telemetry: Telemetry, verify: bool, profile_path: Path | None = None) -> None:
     """Neighbour sampling only, over the strategy's own placement of the topology."""
     wl = cfg.workload
     rec.batch_size, rec.fanouts = wl.batch_size, list(wl.fanouts)
     gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
-    batches = seed_batches(graph, wl.batch_size, seed=wl.seed, steps=wl.warmup_steps + wl.steps)
+    batches = seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS)
     edges = [0]
 
     def one(_: int) -> dict[str, float]:
@@ -241,18 +283,18 @@ def _run_sample(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
         edges[0] += batch.num_edges
         return ph
 
-    for i in range(wl.warmup_steps):
-        _in_phase("sample", lambda: one(i))
+    _warmup(telemetry, "sample", wl.warmup_steps, one)
     edges[0] = 0
     strategy.reset_stats()
     per_step = _in_phase("sample", lambda: _measure(rec, telemetry, wl.steps, one))
     _fill_phases(rec, per_step, strategy)
     total = sum(s["sample"] for s in per_step)
     rec.edges_per_s = edges[0] / total if total > 0 else None
+    _profile(rec, telemetry, "sample", one, profile_path)
 
 
 def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, device: torch.device,
-               telemetry: Telemetry, verify: bool) -> None:
+               telemetry: Telemetry, verify: bool, profile_path: Path | None = None) -> None:
     """Sample, gather, transfer, forward, backward, optimiser step; ``step_s`` is the wall time per iteration."""
     wl = cfg.workload
     rec.batch_size, rec.fanouts = wl.batch_size, list(wl.fanouts)
@@ -265,8 +307,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     labels = graph.labels.to(device) if device.type == "cuda" else graph.labels
     gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
-    total = wl.warmup_steps + wl.steps
-    loader: Iterator = strategy.load(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=total), wl.fanouts,
+    loader: Iterator = strategy.load(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS), wl.fanouts,
                                      generator=gen)
     edges = [0]
     overlapped = [False]
@@ -301,24 +342,24 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         return ph
 
     try:
-        for i in range(wl.warmup_steps):
-            _in_phase("train", lambda: one(i))
+        _warmup(telemetry, "train", wl.warmup_steps, one)
         strategy.reset_stats()
         edges[0] = 0
         per_step = _in_phase("train", lambda: _measure(rec, telemetry, wl.steps, one))
+        rec.overlapped = overlapped[0]
+        if overlapped[0]:
+            rec.notes.append("sample/gather/transfer ran in the background: their times overlap compute; step_s is"
+                             " the wall time per iteration")
+        _fill_phases(rec, per_step, strategy)
+        data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
+        _fill_stats(rec, strategy, sum(data))
+        sample_total = sum(s.get("sample", 0.0) for s in per_step)
+        rec.edges_per_s = edges[0] / sample_total if sample_total > 0 else None
+        _profile(rec, telemetry, "train", one, profile_path)
     finally:
         close = getattr(loader, "close", None)
         if close is not None:
             close()
-    rec.overlapped = overlapped[0]
-    if overlapped[0]:
-        rec.notes.append("sample/gather/transfer ran in the background: their times overlap compute; step_s is the"
-                         " wall time per iteration")
-    _fill_phases(rec, per_step, strategy)
-    data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
-    _fill_stats(rec, strategy, sum(data))
-    sample_total = sum(s.get("sample", 0.0) for s in per_step)
-    rec.edges_per_s = edges[0] / sample_total if sample_total > 0 else None
 
 
 def record_fields() -> list[str]:

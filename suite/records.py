@@ -106,6 +106,30 @@ class Record:
     cpu_util_process: float | None = None
     cpu_util_system: float | None = None
     energy_per_step_j: float | None = None
+    cpu_dram_energy_j: float | None = None  # RAPL DRAM zones over the window
+    cpu_energy_per_step_j: float | None = None  # cpu_energy_j / measured_steps
+    measured_steps: int | None = None  # steps timed in the window: steps x energy_repeats
+    energy_window_s: float | None = None  # the measured window (device synchronised at both edges)
+    energy_repeats: int | None = None  # passes of the measured steps in the window (1: no repeat)
+    energy_window_short: bool | None = None  # window still under the energy counter's update period
+    gpu_power_max_w: float | None = None  # highest sampled power in the window
+    gpu_util_pct: float | None = None  # mean sampled GPU busy %
+    gpu_mem_util_pct: float | None = None  # mean sampled memory-controller busy %
+    gpu_mem_used_bytes: int | None = None  # highest sampled device memory in use (all processes)
+    gpu_sm_clock_mhz: float | None = None  # median sampled SM clock
+    gpu_mem_clock_mhz: float | None = None  # median sampled memory clock
+    pcie_tx_gbps: float | None = None  # mean sampled PCIe tx (GPU -> host)
+    pcie_rx_gbps: float | None = None  # mean sampled PCIe rx (host -> GPU)
+    idle_window_s: float | None = None  # idle baseline window
+    gpu_idle_power_w: float | None = None
+    cpu_idle_power_w: float | None = None
+    gpu_energy_above_idle_j: float | None = None  # gpu_energy_j - gpu_idle_power_w x energy_window_s
+    cpu_energy_above_idle_j: float | None = None
+    power_trace: str | None = None  # power trace CSV in the run directory
+    profile_trace: str | None = None  # torch.profiler Chrome/Perfetto trace in the run directory
+    # isolation
+    worker_exit_code: int | None = None  # the worker's exit status (negative: killed by that signal)
+    worker_log: str | None = None  # the worker's captured output, in the run directory (kept when not empty)
     # memory
     peak_rss_bytes: int | None = None
     peak_device_bytes: int | None = None

@@ -1,12 +1,15 @@
 """Sweeps: expand strategies x option sets x workloads x modes into configurations, run each, append its record.
 
-Records are appended and fsynced one per configuration as it finishes, so an interrupted sweep keeps every row it
-measured; ``resume`` skips configurations whose key already has a finished row in the run directory.
+Each configuration runs in its own worker process (``suite.isolation``) unless the sweep says ``isolate=False``;
+a crash, hang or kill becomes a ``failed`` row and the sweep goes on. Records are appended and fsynced one per
+configuration as it finishes, so an interrupted sweep keeps every row it measured; ``resume`` skips configurations
+whose key already has a finished row in the run directory, after cutting a torn last line left by a kill.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 import uuid
@@ -18,11 +21,16 @@ from typing import Any
 from kernels import registry
 from kernels.errors import AccessBenchError
 from suite.execute import Config, execute
+from suite.isolation import DEFAULT_TIMEOUT_S, LOG_DIR, WORK_DIR, run_isolated
 from suite.records import RESULTS_FILE, Record, append_record, read_records
+from suite.telemetry.settings import TelemetrySettings
 from workloads.config import Workload
 
 __all__ = ["expand_matrix", "parse_option_sweeps", "Sweep", "run_sweep", "prepare_run_dir", "repair_tail",
-           "finished_keys", "RunError"]
+           "finished_keys", "RunError", "Executor", "PROFILE_FIRST"]
+
+#: ``Sweep.profile`` value that profiles the first configuration run, whatever its strategy.
+PROFILE_FIRST = "*"
 
 
 class RunError(AccessBenchError):
@@ -78,8 +86,19 @@ def prepare_run_dir(out: Path | None, *, workload: str, base: Path = Path("resul
     return path
 
 
+def _complete_row(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def repair_tail(results: Path) -> int:
-    """Cut a torn last line (no newline: the writer was killed mid-line); returns the bytes removed."""
+    """Make the file end on a complete line; returns the bytes removed.
+
+    A last line without its newline is a row torn by a kill mid-write: it is cut off (the configuration then runs
+    again on resume). A last line that parses as a whole row only lacks the newline, which is added instead.
+    """
     if not results.exists() or results.stat().st_size == 0:
         return 0
     with open(results, "rb+") as f:
@@ -89,6 +108,7 @@ def repair_tail(results: Path) -> int:
             return 0
         block = 1 << 16
         pos = size
+        keep = 0
         while pos > 0:
             start = max(0, pos - block)
             f.seek(start)
@@ -96,11 +116,19 @@ def repair_tail(results: Path) -> int:
             nl = chunk.rfind(b"\n")
             if nl >= 0:
                 keep = start + nl + 1
-                f.truncate(keep)
-                return size - keep
+                break
             pos = start
-        f.truncate(0)
-        return size
+        f.seek(keep)
+        if _complete_row(f.read(size - keep)):
+            f.seek(size)
+            f.write(b"\n")
+            removed = 0
+        else:
+            f.truncate(keep)
+            removed = size - keep
+        f.flush()
+        os.fsync(f.fileno())
+        return removed
 
 
 def finished_keys(results: Path) -> set[str]:
@@ -111,16 +139,55 @@ def finished_keys(results: Path) -> set[str]:
 
 @dataclass
 class Sweep:
-    """A sweep to run into ``run_dir``; ``skipped`` lists configurations recorded as skipped with a reason."""
+    """A sweep to run into ``run_dir``; ``skipped`` lists configurations recorded as skipped with a reason.
+
+    ``isolate``: one worker process per configuration (else in this process, for debugging and tests).
+    ``timeout_s``: per-configuration limit for isolated workers (None: none). ``telemetry``: how to measure
+    (its ``trace_dir`` defaults to ``run_dir``). ``profile``: a strategy name, or ``PROFILE_FIRST``: the first such
+    configuration run also writes a torch.profiler trace.
+    """
 
     configs: list[Config]
     run_dir: Path
     resume: bool = False
     skipped: list[tuple[Config, str]] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    isolate: bool = True
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    profile: str | None = None
+
+    def settings_for(self, cfg: Config, *, profile: bool = False) -> TelemetrySettings:
+        """The telemetry settings of one configuration (traces into the run directory)."""
+        return self.telemetry.replace(trace_dir=self.telemetry.trace_dir or str(self.run_dir), profile=profile)
 
 
 Executor = Callable[[Config, str], Record]
+
+
+def _default_executor(sweep: Sweep, profile_key: str | None) -> Executor:
+    def run(cfg: Config, run_id: str) -> Record:
+        settings = sweep.settings_for(cfg, profile=cfg.key == profile_key)
+        if sweep.isolate:
+            return run_isolated(cfg, run_id=run_id, run_dir=sweep.run_dir, settings=settings,
+                                timeout_s=sweep.timeout_s)
+        return execute(cfg, run_id=run_id, settings=settings)
+
+    return run
+
+
+def _ensure_file(path: Path) -> None:
+    """Create ``path`` durably (the directory entry fsynced too) if it does not exist."""
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.fsync(fd)
+    os.close(fd)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
@@ -129,27 +196,39 @@ def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
     """Run every configuration not already finished; each record is appended and fsynced as it completes."""
     results = sweep.run_dir / RESULTS_FILE
     repair_tail(results)
+    _ensure_file(results)
     done = finished_keys(results) if sweep.resume else set()
-    run = executor or (lambda cfg, run_id: execute(cfg, run_id=run_id))
-    records: list[Record] = []
     todo: list[tuple[Config, str | None]] = [(c, None) for c in sweep.configs] + list(sweep.skipped)
+    profile_key = None
+    if sweep.profile is not None:
+        profile_key = next((c.key for c, why in todo if why is None and c.key not in done
+                            and sweep.profile in (PROFILE_FIRST, c.strategy)), None)
+    run = executor or _default_executor(sweep, profile_key)
+    records: list[Record] = []
     total = len(todo)
-    for i, (cfg, skip_reason) in enumerate(todo, 1):
-        if cfg.key in done:
-            continue
-        if on_start:
-            on_start(i, total, cfg)
-        if skip_reason is not None:
-            rec = Record(run_id=sweep.run_id, config_key=cfg.key, strategy=cfg.strategy, options=dict(cfg.options),
-                         workload=cfg.workload.name, mode=cfg.mode, device=cfg.device, status="skipped",
-                         error=skip_reason)
-        else:
-            rec = run(cfg, sweep.run_id)
-        append_record(results, rec)
-        done.add(cfg.key)
-        records.append(rec)
-        if on_done:
-            on_done(i, total, rec)
+    try:
+        for i, (cfg, skip_reason) in enumerate(todo, 1):
+            if cfg.key in done:
+                continue
+            if on_start:
+                on_start(i, total, cfg)
+            if skip_reason is not None:
+                rec = Record(run_id=sweep.run_id, config_key=cfg.key, strategy=cfg.strategy,
+                             options=dict(cfg.options), workload=cfg.workload.name, mode=cfg.mode, device=cfg.device,
+                             status="skipped", error=skip_reason)
+            else:
+                rec = run(cfg, sweep.run_id)
+            append_record(results, rec)
+            done.add(cfg.key)
+            records.append(rec)
+            if on_done:
+                on_done(i, total, rec)
+    finally:
+        for sub in (WORK_DIR, LOG_DIR):  # drop them when empty
+            try:
+                (sweep.run_dir / sub).rmdir()
+            except OSError:
+                pass
     return records
 
 

@@ -16,9 +16,21 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from kernels import registry
 from kernels.device import resolve_device
 from kernels.errors import StrategyUnavailable
+from suite.execute import Config
+from suite.isolation import DEFAULT_TIMEOUT_S
+from suite.plugins import load_plugins
 from suite.records import Record
-from suite.runner import Sweep, expand_matrix, parse_option_sweeps, prepare_run_dir, run_sweep, split_available
+from suite.runner import (
+    PROFILE_FIRST,
+    Sweep,
+    expand_matrix,
+    parse_option_sweeps,
+    prepare_run_dir,
+    run_sweep,
+    split_available,
+)
 from suite.summary import print_summary
+from suite.telemetry.settings import TelemetrySettings
 from workloads.config import MODES, load_workload
 
 NAME = "run"
@@ -42,6 +54,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="run directory (default: results/<time>-<workload>)")
     p.add_argument("--resume", action="store_true", help="skip configurations already finished in --out")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/summary.md at the end")
+    g = p.add_argument_group("isolation and telemetry")
+    g.add_argument("--no-isolate", action="store_true",
+                   help="run configurations in this process (debugging; a crash then ends the sweep)")
+    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"per-configuration limit in seconds for isolated workers, 0 for none "
+                        f"(default: {DEFAULT_TIMEOUT_S:g})")
+    g.add_argument("--no-nvtx", action="store_true", help="emit no NVTX ranges")
+    g.add_argument("--power-interval", type=float, default=0.1, metavar="S",
+                   help="GPU power sampling period in seconds, 0 for no power trace (default: 0.1)")
+    g.add_argument("--min-energy-window", type=float, default=1.0, metavar="S",
+                   help="repeat the measured steps until the GPU energy window is this long (default: 1.0)")
+    g.add_argument("--idle-baseline", action="store_true",
+                   help="after each measurement, meter the idle machine as long and report energy above idle")
+    g.add_argument("--profile", nargs="?", const=PROFILE_FIRST, default=None, metavar="STRATEGY",
+                   help="write a torch.profiler trace for one configuration (the first, or the first of STRATEGY)")
+    g.add_argument("--plugins", default=None, metavar="MODULES",
+                   help="comma-separated modules or .py files registering extra strategies (also "
+                        "$ACCESSBENCH_PLUGINS)")
 
 
 def _positive(name: str, value: int | None) -> int | None:
@@ -50,7 +80,16 @@ def _positive(name: str, value: int | None) -> int | None:
     return value
 
 
+def _settings(args: argparse.Namespace) -> TelemetrySettings:
+    if args.timeout < 0:
+        raise ValueError(f"--timeout must be >= 0 (0: none), got {args.timeout:g}")
+    return TelemetrySettings(nvtx=not args.no_nvtx, power_interval_s=args.power_interval,
+                             min_energy_window_s=args.min_energy_window, idle_baseline=args.idle_baseline)
+
+
 def run(args: argparse.Namespace) -> int:
+    load_plugins([s.strip() for s in (args.plugins or "").split(",") if s.strip()])
+    settings = _settings(args)
     wl = load_workload(args.workload)
     fanouts = None
     if args.fanouts is not None:
@@ -84,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
     configs = expand_matrix(ok, [wl], [args.mode], args.device, sweeps)
     skipped = [(c, reason) for n, reason in missing
                for c in expand_matrix([n], [wl], [args.mode], args.device)]
-    sweep = Sweep(configs=configs, run_dir=run_dir, resume=args.resume, skipped=skipped)
+    if args.profile not in (None, PROFILE_FIRST) and args.profile not in ok:
+        raise ValueError(f"--profile names strategy {args.profile!r}, which is not run here; run: {', '.join(ok)}")
+    sweep = Sweep(configs=configs, run_dir=run_dir, resume=args.resume, skipped=skipped,
+                  isolate=not args.no_isolate, timeout_s=args.timeout or None, telemetry=settings,
+                  profile=args.profile)
     console = Console(stderr=True)
     records = _run_with_progress(sweep, console)
     print_summary(records, run_dir)
@@ -94,16 +137,22 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _label(cfg: Config) -> str:
+    opts = ",".join(f"{k}={v}" for k, v in cfg.options.items())
+    return f"{cfg.strategy}{' ' + opts if opts else ''} · {cfg.workload.name} · {cfg.mode}"
+
+
 def _run_with_progress(sweep: Sweep, console: Console) -> list[Record]:
+    """A bar (configuration i of n, the current one, elapsed) on a terminal; one line per configuration otherwise."""
     interactive = sys.stderr.isatty()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    progress = Progress(TextColumn("[bold]{task.fields[index]}"), TextColumn("{task.description}"), BarColumn(),
                         TimeElapsedColumn(), console=console, disable=not interactive, transient=True)
     total = len(sweep.configs) + len(sweep.skipped)
     with progress:
-        task = progress.add_task("starting", total=total)
+        task = progress.add_task("starting", total=total, index=f"0/{total}")
 
-        def on_start(i: int, n: int, cfg: object) -> None:
-            progress.update(task, description=f"{cfg.strategy} · {cfg.workload.name} · {cfg.mode}")  # type: ignore[attr-defined]
+        def on_start(i: int, n: int, cfg: Config) -> None:
+            progress.update(task, completed=i - 1, index=f"{i}/{n}", description=_label(cfg))
 
         def on_done(i: int, n: int, rec: Record) -> None:
             progress.update(task, completed=i)

@@ -1,4 +1,8 @@
-"""Meters read over a telemetry window. ``stop()`` returns (record fields, notes); unmeasured fields are None."""
+"""Meters read over a telemetry window. ``stop()`` returns (record fields, notes); unmeasured fields are None.
+
+Every meter has a null twin (``NullMeter``) that returns None for its fields and the reason as a note, so the runner
+never branches on the hardware it has and never reports 0 for something it did not measure.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,21 @@ from typing import Any, Protocol
 
 import psutil
 
-__all__ = ["Meter", "CpuMeter", "NullGpuMeter"]
+__all__ = ["Meter", "CpuMeter", "NullMeter", "NullGpuMeter", "GPU_FIELDS", "RAPL_FIELDS"]
+
+#: Record fields an NVML meter fills (None from its null twin).
+GPU_FIELDS: tuple[str, ...] = (
+    "gpu_energy_j", "gpu_power_w", "energy_per_step_j", "gpu_power_max_w", "gpu_util_pct", "gpu_mem_util_pct",
+    "gpu_mem_used_bytes", "gpu_sm_clock_mhz", "gpu_mem_clock_mhz", "pcie_tx_gbps", "pcie_rx_gbps",
+)
+#: Record fields a RAPL meter fills.
+RAPL_FIELDS: tuple[str, ...] = ("cpu_energy_j", "cpu_dram_energy_j")
 
 
 class Meter(Protocol):
-    """Something read at the start and end of a window."""
+    """Something read at the start and end of a window (``window`` names it: ``measure``, ``idle``)."""
 
-    def start(self) -> None: ...
+    def start(self, window: str = "measure") -> None: ...
 
     def stop(self) -> tuple[dict[str, Any], list[str]]: ...
 
@@ -25,13 +37,15 @@ class CpuMeter:
     ``cpu_util_system``: busy fraction of all cores, 0..1.
     """
 
+    min_window_s = 0.0
+
     def __init__(self) -> None:
         self._proc = psutil.Process()
         self._t0 = 0.0
         self._p0: Any = None
         self._s0: Any = None
 
-    def start(self) -> None:
+    def start(self, window: str = "measure") -> None:
         self._p0 = self._proc.cpu_times()
         self._s0 = psutil.cpu_times()
         self._t0 = time.perf_counter()
@@ -51,16 +65,25 @@ class CpuMeter:
         return fields, notes
 
 
-class NullGpuMeter:
-    """Stands in where GPU energy cannot be measured: every field None, and the reason as a note."""
+class NullMeter:
+    """Stands in for a meter that cannot measure here: its fields None, and ``<what> not measured: <reason>``."""
 
-    FIELDS = ("gpu_energy_j", "gpu_power_w", "energy_per_step_j")
+    min_window_s = 0.0
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    def __init__(self, fields: tuple[str, ...], what: str, reason: str) -> None:
+        self.fields, self.what, self.reason = fields, what, reason
 
-    def start(self) -> None:
+    def start(self, window: str = "measure") -> None:
         pass
 
     def stop(self) -> tuple[dict[str, Any], list[str]]:
-        return dict.fromkeys(self.FIELDS), [f"gpu energy not measured: {self.reason}"]
+        return dict.fromkeys(self.fields), [f"{self.what} not measured: {self.reason}"]
+
+
+class NullGpuMeter(NullMeter):
+    """Stands in where GPU energy cannot be measured: every GPU field None, and the reason as a note."""
+
+    FIELDS = GPU_FIELDS
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(GPU_FIELDS, "gpu energy", reason)
