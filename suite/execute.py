@@ -133,6 +133,8 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         rec.dtype, rec.row_bytes = dtype_name(graph.dtype), graph.row_bytes
         stage("setup")
         options = dict(wl.options.get(cfg.strategy, {}))
+        if wl.memory_budget_bytes is not None and "memory_budget_bytes" in registry.option_fields(cfg.strategy):
+            options.setdefault("memory_budget_bytes", wl.memory_budget_bytes)
         options.update(cfg.options)
         strategy = _in_phase("setup", lambda: registry.create(cfg.strategy, **options))
         trace_dir = Path(settings.trace_dir) if settings.trace_dir else None
@@ -195,17 +197,29 @@ def _fill_phases(rec: Record, per_step: list[dict[str, float]], strategy: Access
         rec.notes.append("transfer_s null: this strategy has no separate host-to-device phase on this device")
 
 
+def _sync_current_stream(device: torch.device) -> None:
+    """Wait for the work queued on this thread's current stream only (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+
+
 def _fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> None:
     st = strategy.stats()
     rec.rows, rec.bytes_needed = st.rows, st.bytes_needed
     tiers = st.bytes_by_tier
     rec.bytes_host, rec.bytes_h2d = tiers.get("host"), tiers.get("h2d")
     rec.bytes_disk, rec.bytes_peer, rec.bytes_device = tiers.get("disk"), tiers.get("peer"), tiers.get("device")
-    if rec.bytes_disk is not None and st.bytes_needed:
+    if "read_amplification" in st.extras:  # the strategy's own: disk bytes / bytes of the rows it read from disk
+        rec.read_amplification = st.extras["read_amplification"]
+    elif rec.bytes_disk is not None and st.bytes_needed:
         rec.read_amplification = rec.bytes_disk / st.bytes_needed
+    if st.extras.get("page_cache_dropped") is False:
+        rec.notes.append("the store's pages could not be dropped from the page cache: disk numbers may be flattered")
     rec.hit_rate = st.hit_rate()
     rec.access_extras = {k: v for k, v in st.extras.items() if isinstance(v, (int, float, str, bool, type(None)))}
-    if st.io_ops is not None and data_s:
+    if isinstance(st.extras.get("iops"), (int, float)):
+        rec.iops = float(st.extras["iops"])
+    elif st.io_ops is not None and data_s:
         rec.iops = st.io_ops / data_s
     if data_s and data_s > 0 and st.rows:
         rec.rows_per_s = st.rows / data_s
@@ -324,7 +338,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
             if not rec.exact:
                 raise _PhaseFailure("verify", AccessBenchError("gathered rows differ from features[ids]"))
         with strategy.phase_hook("compute"):
-            synchronize(device)
+            _sync_current_stream(device)  # not the device: a side stream may be loading the next batch
             tc = time.perf_counter()
             x = loaded.features
             if x.dtype != torch.float32:
@@ -334,7 +348,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            synchronize(device)
+            _sync_current_stream(device)
         end = time.perf_counter()
         ph["compute"] = end - tc
         ph["step"] = end - t0

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from kernels import registry
 from kernels.device import resolve_device
 from kernels.errors import StrategyUnavailable
+from reports import write_report
 from suite.execute import Config
 from suite.isolation import DEFAULT_TIMEOUT_S
 from suite.plugins import load_plugins
@@ -29,9 +30,11 @@ from suite.runner import (
     run_sweep,
     split_available,
 )
+from suite.probe import ensure_probe
 from suite.summary import print_summary
 from suite.telemetry.settings import TelemetrySettings
 from workloads.config import MODES, load_workload
+from workloads.graphs import graph_path
 
 NAME = "run"
 HELP = "run strategies over a workload and record one result row per configuration"
@@ -54,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="run directory (default: results/<time>-<workload>)")
     p.add_argument("--resume", action="store_true", help="skip configurations already finished in --out")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/summary.md at the end")
+    p.add_argument("--reprobe", action="store_true", help="measure this machine's ceilings again (probe.json)")
+    p.add_argument("--no-probe", action="store_true", help="do not probe the machine's ceilings for the report")
+    p.add_argument("--disk", type=Path, default=None,
+                   help="filesystem path whose IOPS and sequential bandwidth the probe measures (default: the store's)")
     g = p.add_argument_group("isolation and telemetry")
     g.add_argument("--no-isolate", action="store_true",
                    help="run configurations in this process (debugging; a crash then ends the sweep)")
@@ -129,10 +136,15 @@ def run(args: argparse.Namespace) -> int:
                   isolate=not args.no_isolate, timeout_s=args.timeout or None, telemetry=settings,
                   profile=args.profile)
     console = Console(stderr=True)
+    if not args.no_probe:
+        disk = args.disk if args.disk is not None else graph_path(wl).parent
+        disk.mkdir(parents=True, exist_ok=True)
+        ensure_probe(run_dir, reprobe=args.reprobe, disk_path=disk)
     records = _run_with_progress(sweep, console)
     print_summary(records, run_dir)
     if not args.no_report:
-        _write_report(run_dir, console)
+        paths = write_report(run_dir)
+        console.print(f"report: {paths.html}", highlight=False)
     failed = [r for r in records if r.status == "failed"]
     return 1 if failed else 0
 
@@ -162,16 +174,3 @@ def _run_with_progress(sweep: Sweep, console: Console) -> list[Record]:
                               highlight=False, markup=False)
 
         return run_sweep(sweep, on_start=on_start, on_done=on_done)
-
-
-def _write_report(run_dir: Path, console: Console) -> None:
-    """Write report.html, summary.md and summary.csv when the reports package provides them."""
-    try:
-        import reports
-    except ImportError:
-        return
-    write = getattr(reports, "write_report", None)
-    if write is None:
-        return
-    paths = write(run_dir)
-    console.print(f"report: {getattr(paths, 'html', paths)}", highlight=False)

@@ -15,7 +15,7 @@ from suite.records import read_records
 
 def test_run_tiny_writes_ok_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    rc = main(["run", "-w", "tiny", "--device", "cpu", "--out", str(out), "--no-report",
+    rc = main(["run", "-w", "tiny", "--device", "cpu", "--out", str(out), "--no-report", "--no-probe",
                "-s", "cpu-centric,device-resident", "-o", "cpu-centric:prefetch=0,2"])
     assert rc == 0
     rows, bad = read_records(out / "results.jsonl")
@@ -35,7 +35,7 @@ def test_run_tiny_writes_ok_rows(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_other_modes(tmp_path: Path, mode: str) -> None:
     out = tmp_path / mode
     assert main(["run", "-w", "tiny", "-m", mode, "--device", "cpu", "--out", str(out), "--no-report",
-                 "-s", "cpu-centric"]) == 0
+                 "--no-probe", "--no-isolate", "-s", "cpu-centric"]) == 0
     (row,), _ = read_records(out / "results.jsonl")
     assert row["status"] == "ok" and row["mode"] == mode
     if mode == "gather":
@@ -46,7 +46,8 @@ def test_other_modes(tmp_path: Path, mode: str) -> None:
 
 def test_resume_skips_finished(tmp_path: Path) -> None:
     out = tmp_path / "r"
-    args = ["run", "-w", "tiny", "--device", "cpu", "--out", str(out), "--no-report", "-s", "cpu-centric"]
+    args = ["run", "-w", "tiny", "--device", "cpu", "--out", str(out), "--no-report", "--no-probe", "--no-isolate",
+            "-s", "cpu-centric"]
     assert main(args) == 0
     with open(out / "results.jsonl", "a") as f:
         f.write('{"torn": ')  # a kill mid-line
@@ -102,7 +103,7 @@ def test_corrupt_store_is_one_line(tmp_path: Path, tiny_store: Path) -> None:
     wl = tmp_path / "w.toml"
     wl.write_text(f"store = '{tiny_store}'\n")
     proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", "-w", str(wl), "--device", "cpu",
-                           "--out", str(tmp_path / "o"), "--no-report", "-s", "cpu-centric"],
+                           "--out", str(tmp_path / "o"), "--no-report", "--no-probe", "-s", "cpu-centric"],
                           capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert proc.returncode == 1  # the row is recorded as failed, and the exit status says so
     (row,), _ = read_records(tmp_path / "o" / "results.jsonl")
