@@ -63,14 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(table[args.command].run(args) or 0)
     except AccessBenchError as exc:
         return fail(str(exc))
+    except BrokenPipeError:  # e.g. `accessbench list | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, ValueError) as exc:
         detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else str(exc)
         return fail(detail)
     except KeyboardInterrupt:
         return fail("interrupted; results measured so far are kept", 130)
-    except BrokenPipeError:  # e.g. `accessbench list | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

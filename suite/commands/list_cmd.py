@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kernels import registry
+from suite.plugins import load_plugins
 from workloads.config import load_workload, preset_names
 
 NAME = "list"
@@ -18,6 +19,8 @@ ORDER = 20
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plugins", default=None, metavar="MODULES",
+                   help="comma-separated modules registering extra strategies (also $ACCESSBENCH_PLUGINS)")
 
 
 def _options(name: str) -> str:
@@ -30,6 +33,7 @@ def _options(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    load_plugins([m.strip() for m in (args.plugins or "").split(",") if m.strip()])
     avail = registry.availability()
     presets = {n: load_workload(n) for n in preset_names()}
     if args.json:
