@@ -1,0 +1,187 @@
+"""Cache policies by name: ``degree``, ``presample`` (static), ``lru``, ``clock``, ``hybrid`` (dynamic) and
+``belady`` (look-ahead optimal over a planned superbatch, the upper bound the others are reported against).
+
+The ``cached`` strategy and the simulator build their policies here, with ``make_policy``, so both run the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from kernels.cache.dynamic import ClockPolicy, HybridPolicy, LruPolicy
+from kernels.cache.policy_base import CachePolicy, PlanError, PolicyStep
+from kernels.cache.table import SlotTable
+from kernels.lookahead import BeladyCache
+
+__all__ = [
+    "POLICIES", "STATIC_POLICIES", "PolicyConfig", "StaticPolicy", "DegreePolicy", "PresamplePolicy", "LruPolicy",
+    "ClockPolicy", "HybridPolicy", "BeladyPolicy", "CachePolicy", "PolicyStep", "PlanError", "make_policy",
+    "importance_for", "hybrid_prior",
+]
+
+PolicyName = Literal["degree", "presample", "lru", "clock", "hybrid", "belady"]
+POLICIES: tuple[str, ...] = ("degree", "presample", "lru", "clock", "hybrid", "belady")
+STATIC_POLICIES: tuple[str, ...] = ("degree", "presample")
+
+
+def _empty(device: torch.device) -> torch.Tensor:
+    return torch.empty(0, dtype=torch.int64, device=device)
+
+
+class StaticPolicy(CachePolicy):
+    """A fixed hot set chosen before the run; nothing is admitted or evicted."""
+
+    name = "static"
+
+    def __init__(self, capacity: int, num_nodes: int, *, hot_ids: torch.Tensor, device: torch.device | str = "cpu",
+                 table: SlotTable | None = None) -> None:
+        super().__init__(capacity, num_nodes, device=device, table=table)
+        self.fill(hot_ids)
+
+    def _update(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor):  # type: ignore[override]
+        return (_empty(self.device),) * 4
+
+
+class DegreePolicy(StaticPolicy):
+    """Static: the nodes that appear in the most neighbour lists (PaGraph, torch-quiver)."""
+
+    name = "degree"
+
+
+class PresamplePolicy(StaticPolicy):
+    """Static: the nodes needed by the most of K pre-sampled batches (GNNLab)."""
+
+    name = "presample"
+
+
+class BeladyPolicy(CachePolicy):
+    """Belady's MIN over a planned superbatch (``kernels.lookahead.BeladyCache``, misses may bypass the cache).
+
+    ``plan(trace)`` hands it the coming batches; it then keeps, among what it holds now and what the plan needs, the
+    rows needed soonest, and every ``step`` must receive exactly the planned batch. Planning again (the next
+    superbatch) keeps the rows the new plan needs soonest and evicts the others.
+    """
+
+    name = "belady"
+    dynamic = True
+
+    def __init__(self, capacity: int, num_nodes: int, *, device: torch.device | str = "cpu",
+                 table: SlotTable | None = None) -> None:
+        super().__init__(capacity, num_nodes, device=device, table=table)
+        self._cache: BeladyCache | None = None
+        self._plan: list[torch.Tensor] = []
+        self._next = 0
+
+    @property
+    def planned_left(self) -> int:
+        """Planned batches not yet stepped."""
+        return len(self._plan) - self._next
+
+    def plan(self, trace: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plan the next batches (each the unique ids a batch needs); returns ``(evicted ids, their slots)``."""
+        batches = [b.to(torch.int64).cpu() for b in trace]
+        held, _ = self.contents()
+        cache = BeladyCache(self.capacity, [held.cpu(), *batches], num_nodes=self.num_nodes, admit="bypass")
+        kept = cache.step().admitted_ids  # what it holds that the plan needs soonest (a virtual first batch)
+        drop = held[~torch.isin(held, kept.to(self.device))]
+        drop_slots = self.table.lookup(drop)
+        self._release(drop_slots)
+        self._cache, self._plan, self._next = cache, batches, 0
+        return drop, drop_slots
+
+    def _update(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor):  # type: ignore[override]
+        if self._cache is None or self._next >= len(self._plan):
+            raise PlanError("belady looks ahead: plan(trace) the coming batches first (the strategy's load() does)")
+        expected = self._plan[self._next]
+        if not torch.equal(ids.cpu(), expected):
+            raise PlanError(f"belady: batch {self._next} of the plan differs from the ids being gathered")
+        self._next += 1
+        bstep = self._cache.step()
+        if not torch.equal(bstep.hit, hit.cpu()):
+            raise PlanError("belady: the cache's contents diverged from its plan")
+        ev_ids = bstep.evicted_ids.to(self.device)
+        ev_slots = self.table.lookup(ev_ids)
+        self._release(ev_slots)
+        admitted_ids = bstep.admitted_ids.to(self.device)
+        if admitted_ids.numel():
+            sorted_ids, order = torch.sort(ids)
+            admit_pos = order[torch.searchsorted(sorted_ids, admitted_ids)]
+        else:
+            admit_pos = _empty(self.device)
+        new_slots = self._free_slots(int(admitted_ids.numel()))
+        self._place(admitted_ids, new_slots)
+        return admit_pos, new_slots, ev_ids, ev_slots
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Knobs of the policies: which importance hybrid uses and how strongly, how many presample batches exist."""
+
+    hybrid_importance: Literal["presample", "degree"] = "presample"
+    hybrid_prior: float = 8.0
+    hybrid_recency: float = 0.0
+    presample_batches: int = 8
+
+    def __post_init__(self) -> None:
+        if self.hybrid_importance not in ("presample", "degree"):
+            raise ValueError(f"hybrid_importance={self.hybrid_importance!r}; valid: presample, degree")
+        if self.hybrid_prior < 0:
+            raise ValueError("hybrid_prior must be >= 0")
+        if not -1.0 <= self.hybrid_recency <= 1.0:
+            raise ValueError("hybrid_recency must be in [-1, 1]")
+        if self.presample_batches < 1:
+            raise ValueError("presample_batches must be >= 1")
+
+
+def importance_for(policy: str, config: PolicyConfig) -> str | None:
+    """Which static score (``degree``/``presample``) a policy needs, or None."""
+    if policy in STATIC_POLICIES:
+        return policy
+    if policy == "hybrid":
+        return config.hybrid_importance
+    return None
+
+
+def hybrid_prior(importance: torch.Tensor, config: PolicyConfig) -> torch.Tensor:
+    """Per-batch access probability prior for hybrid: presample counts / K, or raw degree (scaled on batch one)."""
+    if config.hybrid_importance == "presample":
+        return importance.to(torch.float64) / config.presample_batches
+    return importance.to(torch.float64)
+
+
+def make_policy(name: str, capacity: int, num_nodes: int, *, importance: Mapping[str, torch.Tensor],
+                initial_ids: torch.Tensor | None = None, config: PolicyConfig = PolicyConfig(),
+                device: torch.device | str = "cpu", table: SlotTable | None = None) -> CachePolicy:
+    """A policy of ``capacity`` slots. Static policies cache ``initial_ids`` (chosen by the placement); hybrid
+    starts with ``initial_ids`` (default: its highest-prior ids); lru, clock and belady start empty.
+    ``importance`` maps ``degree``/``presample`` to int64 ``[N]`` scores, as needed by the policy.
+    """
+    kw = {"device": device, "table": table}
+    need = importance_for(name, config)
+    if need is not None and need not in importance:
+        raise ValueError(f"policy {name!r} needs the {need!r} importance score")
+    if name in STATIC_POLICIES:
+        if initial_ids is None:
+            raise ValueError(f"static policy {name!r} needs its hot set (initial_ids)")
+        cls = DegreePolicy if name == "degree" else PresamplePolicy
+        return cls(capacity, num_nodes, hot_ids=initial_ids, **kw)
+    if name == "lru":
+        return LruPolicy(capacity, num_nodes, **kw)
+    if name == "clock":
+        return ClockPolicy(capacity, num_nodes, **kw)
+    if name == "belady":
+        return BeladyPolicy(capacity, num_nodes, **kw)
+    if name == "hybrid":
+        assert need is not None
+        policy = HybridPolicy(capacity, num_nodes, prior=hybrid_prior(importance[need], config),
+                              prior_strength=config.hybrid_prior, recency=config.hybrid_recency,
+                              scale_prior_by_first_batch=config.hybrid_importance == "degree",
+                              prefill=initial_ids is None, **kw)
+        if initial_ids is not None:
+            policy.fill(initial_ids)
+        return policy
+    raise ValueError(f"unknown policy {name!r}; valid: {', '.join(POLICIES)}")
