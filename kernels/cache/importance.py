@@ -13,7 +13,14 @@ import torch
 from kernels.sampling import sample_blocks, validate_fanouts
 from kernels.types import GraphData
 
-__all__ = ["degree_importance", "presample_importance", "rank_by_importance", "parse_fanouts"]
+__all__ = ["degree_importance", "presample_importance", "rank_by_importance", "parse_fanouts", "epoch_batches"]
+
+
+def epoch_batches(batches: int, num_train: int, batch_size: int) -> int:
+    """``batches``, or when it is 0 the batches in one epoch of ``num_train`` ids: ceil(num_train / batch_size)."""
+    if batches < 0:
+        raise ValueError("presample batches must be >= 0 (0: one epoch)")
+    return batches if batches > 0 else max(1, -(-int(num_train) // int(batch_size)))
 
 
 def parse_fanouts(text: str | Sequence[int]) -> tuple[int, ...]:

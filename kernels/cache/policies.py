@@ -59,39 +59,83 @@ class PresamplePolicy(StaticPolicy):
 
 
 class BeladyPolicy(CachePolicy):
-    """Belady's MIN over a planned superbatch (``kernels.lookahead.BeladyCache``, misses may bypass the cache).
+    """Belady's MIN over a planned superbatch (``kernels.lookahead.BeladyCache``).
 
-    ``plan(trace)`` hands it the coming batches; it then keeps, among what it holds now and what the plan needs, the
-    rows needed soonest, and every ``step`` must receive exactly the planned batch. Planning again (the next
-    superbatch) keeps the rows the new plan needs soonest and evicts the others.
+    ``admit="bypass"`` (the default, optimal when a miss need not be cached) or ``"always"`` (textbook demand MIN).
+    ``plan(trace)`` hands it the coming batches; every ``step`` must then receive exactly the planned batch. Rows the
+    look-ahead cache lets go because the plan never needs them again *linger*: they stay cached (the plan cannot hit
+    them, so counts are unchanged) until their slot is needed, and the next ``plan`` may keep them. So consecutive
+    superbatches hand their cache over instead of starting cold.
     """
 
     name = "belady"
     dynamic = True
 
     def __init__(self, capacity: int, num_nodes: int, *, device: torch.device | str = "cpu",
-                 table: SlotTable | None = None) -> None:
+                 table: SlotTable | None = None, admit: Literal["bypass", "always"] = "bypass") -> None:
         super().__init__(capacity, num_nodes, device=device, table=table)
+        if admit not in ("bypass", "always"):
+            raise ValueError(f"admit={admit!r}; valid: bypass, always")
+        self.admit = admit
         self._cache: BeladyCache | None = None
         self._plan: list[torch.Tensor] = []
         self._next = 0
+        self._linger = torch.zeros(self.capacity, dtype=torch.bool, device=self.device)
+        self._plan_ids = torch.empty(0, dtype=torch.int64)  # sorted ids the plan needs
+        self._plan_last = torch.empty(0, dtype=torch.int64)  # the last planned batch that needs each
 
     @property
     def planned_left(self) -> int:
         """Planned batches not yet stepped."""
         return len(self._plan) - self._next
 
+    def _needed_after(self, ids: torch.Tensor, t: int) -> torch.Tensor:
+        """Whether each id is needed by a planned batch after index ``t``."""
+        ids = ids.cpu()
+        if self._plan_ids.numel() == 0 or ids.numel() == 0:
+            return torch.zeros(ids.numel(), dtype=torch.bool)
+        pos = torch.searchsorted(self._plan_ids, ids).clamp_max(self._plan_ids.numel() - 1)
+        return (self._plan_ids[pos] == ids) & (self._plan_last[pos] > t)
+
+    def _let_go(self, ids: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The look-ahead cache dropped ``ids`` after planned batch ``t``: release those the plan still needs (it
+        counts them as misses), let the others linger. Returns the released ``(ids, slots)``."""
+        ids = ids.to(self.device)
+        slots = self.table.lookup(ids)
+        needed = self._needed_after(ids, t).to(self.device)
+        self._linger[slots[~needed]] = True
+        self._release(slots[needed])
+        return ids[needed], slots[needed]
+
+    def _slots_for(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``k`` slots: free ones first, then lingering ones (lowest first), which are evicted."""
+        free = self._free_slots(k)
+        short = k - int(free.numel())
+        if short <= 0:
+            return free, torch.empty(0, dtype=torch.int64, device=self.device), free[:0]
+        gone_slots = torch.nonzero(self._linger).flatten()[:short]
+        self._linger[gone_slots] = False
+        gone_ids = self._release(gone_slots)
+        return torch.cat([free, gone_slots]), gone_ids, gone_slots
+
     def plan(self, trace: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Plan the next batches (each the unique ids a batch needs); returns ``(evicted ids, their slots)``."""
+        """Plan the next batches (each the unique ids a batch needs); returns the ``(ids, slots)`` it evicted."""
         batches = [b.to(torch.int64).cpu() for b in trace]
+        if batches and sum(b.numel() for b in batches):
+            flat = torch.cat(batches)
+            when = torch.repeat_interleave(torch.arange(len(batches)), torch.tensor([b.numel() for b in batches]))
+            self._plan_ids, inv = torch.unique(flat, return_inverse=True)
+            self._plan_last = torch.full((self._plan_ids.numel(),), -1, dtype=torch.int64)
+            self._plan_last.scatter_reduce_(0, inv, when, reduce="amax")
+        else:
+            self._plan_ids = self._plan_last = torch.empty(0, dtype=torch.int64)
         held, _ = self.contents()
-        cache = BeladyCache(self.capacity, [held.cpu(), *batches], num_nodes=self.num_nodes, admit="bypass")
-        kept = cache.step().admitted_ids  # what it holds that the plan needs soonest (a virtual first batch)
-        drop = held[~torch.isin(held, kept.to(self.device))]
-        drop_slots = self.table.lookup(drop)
-        self._release(drop_slots)
+        cache = BeladyCache(self.capacity, [held.cpu(), *batches], num_nodes=self.num_nodes, admit=self.admit)
+        kept = cache.step().admitted_ids.to(self.device)  # what it holds that the plan needs soonest
+        self._linger.zero_()
+        dropped = self._let_go(held[~torch.isin(held, kept)], -1)
         self._cache, self._plan, self._next = cache, batches, 0
-        return drop, drop_slots
+        return dropped
 
     def _update(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor):  # type: ignore[override]
         if self._cache is None or self._next >= len(self._plan):
@@ -99,22 +143,21 @@ class BeladyPolicy(CachePolicy):
         expected = self._plan[self._next]
         if not torch.equal(ids.cpu(), expected):
             raise PlanError(f"belady: batch {self._next} of the plan differs from the ids being gathered")
+        t = self._next
         self._next += 1
         bstep = self._cache.step()
         if not torch.equal(bstep.hit, hit.cpu()):
             raise PlanError("belady: the cache's contents diverged from its plan")
-        ev_ids = bstep.evicted_ids.to(self.device)
-        ev_slots = self.table.lookup(ev_ids)
-        self._release(ev_slots)
+        ev_ids, ev_slots = self._let_go(bstep.evicted_ids, t)
         admitted_ids = bstep.admitted_ids.to(self.device)
         if admitted_ids.numel():
             sorted_ids, order = torch.sort(ids)
             admit_pos = order[torch.searchsorted(sorted_ids, admitted_ids)]
         else:
             admit_pos = _empty(self.device)
-        new_slots = self._free_slots(int(admitted_ids.numel()))
+        new_slots, gone_ids, gone_slots = self._slots_for(int(admitted_ids.numel()))
         self._place(admitted_ids, new_slots)
-        return admit_pos, new_slots, ev_ids, ev_slots
+        return admit_pos, new_slots, torch.cat([ev_ids, gone_ids]), torch.cat([ev_slots, gone_slots])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import torch
 from kernels import registry
 from kernels.base import AccessStrategy, LoadedBatch, check_ids
 from kernels.cache.distributed import Exchange, PartitionedServe
-from kernels.cache.importance import degree_importance, parse_fanouts, presample_importance
+from kernels.cache.importance import degree_importance, epoch_batches, parse_fanouts, presample_importance
 from kernels.cache.placement import Ownership, initial_ids
 from kernels.cache.policies import POLICIES, BeladyPolicy, PolicyConfig, importance_for, make_policy
 from kernels.cache.table import make_slot_table
@@ -58,7 +58,8 @@ class CachedOptions:
     ``backing``: the strategy serving misses, with ``backing_options`` as ``key=value,...``.
     ``placement``: replicate or partition across ranks. ``lookup``: auto, dense or hash id-to-slot table.
     ``victim_buffer``: keep evicted rows in a pinned host ring of ``victim_fraction`` of the table's rows.
-    ``presample_*``: how presample (and hybrid's prior) pre-samples K batches, apart from the measured ones.
+    ``presample_*``: how presample (and hybrid's prior) pre-samples K batches (0: one epoch of the training ids),
+    apart from the measured ones.
     ``hybrid_*``: hybrid's importance, prior strength (batches of evidence) and recency weight in [-1, 1].
     ``superbatch``: batches belady plans ahead in ``load()``.
     """
@@ -72,7 +73,7 @@ class CachedOptions:
     lookup: Literal["auto", "dense", "hash"] = "auto"
     victim_buffer: bool = False
     victim_fraction: float = 0.05
-    presample_batches: int = 8
+    presample_batches: int = 0
     presample_fanouts: str = "10,5"
     presample_batch_size: int = 1024
     presample_seed: int = 1234
@@ -96,16 +97,20 @@ class CachedOptions:
             raise ValueError("victim_fraction must be in (0, 1]")
         if self.victim_buffer and self.placement == "partition":
             raise ValueError("victim_buffer works with placement=replicate (each rank's ring serves its own misses)")
+        if self.presample_batches < 0:
+            raise ValueError("presample_batches must be >= 0 (0: one epoch)")
         if self.presample_batch_size < 1 or self.superbatch < 1:
             raise ValueError("presample_batch_size and superbatch must be >= 1")
         parse_fanouts(self.presample_fanouts)
         parse_backing_options(self.backing_options)
-        self.policy_config()
+        self.policy_config(1)
 
-    def policy_config(self) -> PolicyConfig:
-        """The knobs ``kernels.cache.policies`` takes."""
+    def policy_config(self, num_train: int) -> PolicyConfig:
+        """The knobs ``kernels.cache.policies`` takes, for a graph with ``num_train`` training ids."""
         return PolicyConfig(hybrid_importance=self.hybrid_importance, hybrid_prior=self.hybrid_prior,
-                            hybrid_recency=self.hybrid_recency, presample_batches=self.presample_batches)
+                            hybrid_recency=self.hybrid_recency,
+                            presample_batches=epoch_batches(self.presample_batches, num_train,
+                                                            self.presample_batch_size))
 
     def budget_bytes(self, feature_bytes: int) -> int:
         """The cache's byte budget for a table of ``feature_bytes``."""
@@ -168,7 +173,7 @@ class Cached(AccessStrategy):
         self.graph, self.device = graph, device
         self.rank, self.world = _rank_world()
         start = time.perf_counter()
-        cfg = opts.policy_config()
+        cfg = opts.policy_config(_num_train(graph))
         budget = opts.budget_bytes(graph.feature_bytes)
         capacity = min(graph.num_nodes, budget // graph.row_bytes)
         row_bytes = capacity * graph.row_bytes
@@ -220,7 +225,7 @@ class Cached(AccessStrategy):
         if need == "presample":
             return {"presample": presample_importance(
                 graph, fanouts=parse_fanouts(opts.presample_fanouts), batch_size=opts.presample_batch_size,
-                batches=opts.presample_batches, seed=opts.presample_seed)}
+                batches=cfg.presample_batches, seed=opts.presample_seed)}
         return {}
 
     def _fill(self) -> int:
@@ -421,6 +426,10 @@ class Cached(AccessStrategy):
         self._victim = None
         self._prefetched = None
         super().close()
+
+
+def _num_train(graph: GraphData) -> int:
+    return int(graph.train_ids.numel()) if graph.train_ids is not None and graph.train_ids.numel() else graph.num_nodes
 
 
 def _rank_world() -> tuple[int, int]:

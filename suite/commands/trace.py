@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.cache.importance import degree_importance, presample_importance
+from kernels.cache.importance import degree_importance, epoch_batches, presample_importance
 from kernels.sampling import sample_blocks
 from kernels.types import GraphData
 from suite.simulator import Trace
@@ -35,13 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None,
                         help="batches per rank (default: the workload's warm-up + measured steps)")
     parser.add_argument("--ranks", type=int, default=1, help="ranks whose seeds are recorded (default: 1)")
-    parser.add_argument("--presample-batches", type=int, default=8, help="K for the presample score (default 8)")
+    parser.add_argument("--presample-batches", type=int, default=0,
+                        help="K for the presample score (default 0: one epoch of training ids)")
     parser.add_argument("--presample-seed", type=int, default=1234, help="seed of the pre-sampled batches")
     parser.add_argument("-o", "--output", required=True, type=Path, help="trace file to write (.pt; a .json "
                         "header is written next to it)")
 
 
-def record_trace(workload: Workload, *, steps: int, ranks: int = 1, presample_batches: int = 8,
+def record_trace(workload: Workload, *, steps: int, ranks: int = 1, presample_batches: int = 0,
                  presample_seed: int = 1234, graph: GraphData | None = None) -> Trace:
     """Sample ``ranks x steps`` batches of ``workload`` and keep their unique ids (see the module docstring)."""
     if steps < 1 or ranks < 1:
@@ -55,13 +56,14 @@ def record_trace(workload: Workload, *, steps: int, ranks: int = 1, presample_ba
         r = j % ranks
         batches[r].append(sample_blocks(graph.indptr, graph.indices, seeds, workload.fanouts, gens[r]).node_ids)
     sample_s = time.perf_counter() - start
+    num_train = int(graph.train_ids.numel()) if graph.train_ids is not None and graph.train_ids.numel() else \
+        graph.num_nodes
+    presample_batches = epoch_batches(presample_batches, num_train, workload.batch_size)
     importance = {
         "degree": degree_importance(graph),
         "presample": presample_importance(graph, fanouts=workload.fanouts, batch_size=workload.batch_size,
                                           batches=presample_batches, seed=presample_seed),
     }
-    num_train = int(graph.train_ids.numel()) if graph.train_ids is not None and graph.train_ids.numel() else \
-        graph.num_nodes
     header = {
         "workload": workload.name, "graph": graph.name, "num_nodes": graph.num_nodes, "num_edges": graph.num_edges,
         "feat_dim": graph.feat_dim, "dtype": str(graph.dtype).removeprefix("torch."), "row_bytes": graph.row_bytes,
