@@ -228,8 +228,13 @@ def simulate(trace: Trace, cfg: SimConfig) -> SimResult:
         shard_batches = [[owner_union(b) for b in seq] for seq in shard_seq]
     step_batches = [[sb[0] for sb in shard_batches[r]] for r in range(world)] if partition else per_rank
     horizon = cfg.superbatch or steps
+    ahead = cfg.policy_config.hybrid_lookahead if cfg.policy == "hybrid" else 0
     for i in range(steps):
         plan_writeback = [0] * world
+        if ahead:  # the strategy's load() keeps the current batch and `ahead` more sampled and hinted
+            for r in range(world):
+                lo = 0 if i == 0 else i + ahead
+                policies[r].hint(step_batches[r][lo: i + ahead + 1])
         if isinstance(policies[0], BeladyPolicy) and i % horizon == 0:
             for r in range(world):
                 dropped, _ = policies[r].plan(step_batches[r][i: i + horizon])

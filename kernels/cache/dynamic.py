@@ -12,12 +12,13 @@ from __future__ import annotations
 import torch
 
 from kernels.cache.importance import rank_by_importance
-from kernels.cache.policy_base import CachePolicy
+from kernels.cache.policy_base import CachePolicy, PlanError
 from kernels.cache.table import SlotTable
 
 __all__ = ["LruPolicy", "ClockPolicy", "HybridPolicy"]
 
 _Update = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+_FAR = 2**31 - 1  # "not in the look-ahead window"
 
 
 def _empty(device: torch.device) -> torch.Tensor:
@@ -127,23 +128,27 @@ class ClockPolicy(CachePolicy):
 
 
 class HybridPolicy(CachePolicy):
-    """Static importance combined with dynamic reuse, after LSM-GNN: keep the rows predicted to be reused soonest.
+    """Static importance combined with dynamic next-reuse distance, after LSM-GNN: keep the rows reused soonest.
 
-    Per id: a prior per-batch access probability ``p0`` (from the static importance), the number of batches ``n``
-    that needed it so far and the last batch ``last`` that did. After ``T`` batches the estimated reuse distance is
-    ``d = (K0 + T) / (K0 * p0 + n)`` batches (the prior counts as ``K0`` batches of evidence), and the eviction key is
-    ``d - recency * min(T - 1 - last, d)``: with ``recency > 0`` rows not seen for a while are expected back sooner
-    (overdue), with ``recency < 0`` they are expected later (LRU-like). After each batch the ``capacity`` ids with
-    the smallest keys among residents and the batch's misses stay (ties: residents first, then batch order), so a
-    miss is admitted only when it beats a resident (it may bypass the cache). The cache starts filled with the
-    ``capacity`` ids of highest prior.
+    Reuse distance of an id after batch ``t``, in batches:
+    - *known* when a hinted upcoming batch within the look-ahead window (``lookahead`` batches after ``t``) needs
+      it: the distance to the first such batch (1..W). The caller hints batches as its sampler produces them
+      (``hint``); the strategy's ``load()`` samples ``lookahead`` batches ahead, the simulator reads them from the
+      trace. Without hints the window is empty;
+    - *estimated* otherwise: ``W + d`` with ``d = (K0 + T) / (K0 * p0 + n)``, where ``p0`` is the static prior
+      (per-batch access probability from the importance score), ``n`` the batches that needed the id so far, ``T``
+      the batches seen and ``K0`` the prior's weight in batches; ``recency`` in [-1, 1] then shifts ``d`` by
+      ``-recency * min(idle batches, d)`` (> 0: rows idle for a while are expected back sooner; < 0: later).
+    After each batch the ``capacity`` ids with the smallest distance among residents and the batch's misses stay
+    (ties: residents first, then batch order); a miss that does not beat a resident bypasses the cache. The cache
+    starts filled with the ids of highest prior.
     """
 
     name = "hybrid"
     dynamic = True
 
     def __init__(self, capacity: int, num_nodes: int, *, prior: torch.Tensor, prior_strength: float = 8.0,
-                 recency: float = 0.0, scale_prior_by_first_batch: bool = False,
+                 recency: float = 0.0, lookahead: int = 0, scale_prior_by_first_batch: bool = False,
                  device: torch.device | str = "cpu", table: SlotTable | None = None, prefill: bool = True) -> None:
         super().__init__(capacity, num_nodes, device=device, table=table)
         if prior.numel() != num_nodes:
@@ -152,31 +157,61 @@ class HybridPolicy(CachePolicy):
             raise ValueError("prior_strength must be >= 0")
         if not -1.0 <= recency <= 1.0:
             raise ValueError("recency must be in [-1, 1]")
+        if lookahead < 0:
+            raise ValueError("lookahead must be >= 0")
         self.k0 = float(prior_strength)
         self.recency = float(recency)
+        self.lookahead = int(lookahead)
         self.p0 = prior.to(device=self.device, dtype=torch.float64).clone()
         self._scale_pending = scale_prior_by_first_batch
         self.count = torch.zeros(num_nodes, dtype=torch.int32, device=self.device)
         self.last = torch.full((num_nodes,), -1, dtype=torch.int64, device=self.device)
+        self._future: list[torch.Tensor] = []
+        self._soonest = torch.full((num_nodes,), _FAR, dtype=torch.int32, device=self.device) if lookahead else None
         if prefill and self.capacity:
             top = rank_by_importance(self.p0)[: self.capacity]
             self.fill(top)
 
     def _extra_state_bytes(self) -> int:
-        return self.p0.numel() * 8 + self.count.numel() * 4 + self.last.numel() * 8
+        window = self._soonest.numel() * 4 if self._soonest is not None else 0
+        return self.p0.numel() * 8 + self.count.numel() * 4 + self.last.numel() * 8 + window
 
-    def _keys(self, ids: torch.Tensor) -> torch.Tensor:
+    def hint(self, batches: list[torch.Tensor]) -> None:
+        """Upcoming batches (unique ids each), in order, starting with the next batch to be stepped."""
+        if self.lookahead:
+            self._future.extend(b.to(device=self.device, dtype=torch.int64) for b in batches)
+
+    def _window(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Ids of the look-ahead window after the current batch, the batch distance (1..W) of each, and W."""
+        window = self._future[: self.lookahead]
+        if not window:
+            e = torch.empty(0, dtype=torch.int64, device=self.device)
+            return e, e.to(torch.int32), 0
+        ids = torch.cat(window)
+        dist = torch.repeat_interleave(torch.arange(1, len(window) + 1, dtype=torch.int32, device=self.device),
+                                       torch.tensor([b.numel() for b in window], device=self.device))
+        return ids, dist, len(window)
+
+    def _keys(self, ids: torch.Tensor, width: int) -> torch.Tensor:
         seen = float(self.t + 1)
         evidence = self.k0 * self.p0[ids] + self.count[ids].to(torch.float64)
         dist = torch.where(evidence > 0, (self.k0 + seen) / evidence.clamp_min(1e-300),
                            torch.full_like(evidence, float("inf")))
-        if self.recency == 0.0:
-            return dist
-        last = self.last[ids]
-        idle = torch.where(last >= 0, (self.t - last).to(torch.float64), torch.zeros_like(dist))
-        return dist - self.recency * torch.minimum(idle, dist)
+        if self.recency != 0.0:
+            last = self.last[ids]
+            idle = torch.where(last >= 0, (self.t - last).to(torch.float64), torch.zeros_like(dist))
+            dist = dist - self.recency * torch.minimum(idle, dist)
+        dist = dist + width
+        if self._soonest is not None and width:
+            known = self._soonest[ids]
+            dist = torch.where(known < _FAR, known.to(torch.float64), dist)
+        return dist
 
     def _observe(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor) -> None:
+        if self._future:
+            front = self._future.pop(0)
+            if not torch.equal(front, ids):
+                raise PlanError("hybrid: the batch being served is not the next hinted batch")
         if self._scale_pending and ids.numel():
             # a degree prior is relative: scale it so that it sums to the rows of the first batch
             total = float(self.p0.sum())
@@ -187,16 +222,19 @@ class HybridPolicy(CachePolicy):
         self.last[ids] = self.t
 
     def _update(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor) -> _Update:
-        dev = self.device
         self._observe(ids, slots, hit)
         miss_pos = torch.nonzero(~hit).flatten()
         res_slots = torch.nonzero(self.slot_ids >= 0).flatten()
-        miss_ids = ids[miss_pos]
-        keys = torch.cat([self._keys(self.slot_ids[res_slots]), self._keys(miss_ids)])
+        win_ids, win_dist, width = self._window()
+        if width:
+            assert self._soonest is not None
+            self._soonest.scatter_reduce_(0, win_ids, win_dist, reduce="amin")
+        keys = torch.cat([self._keys(self.slot_ids[res_slots], width), self._keys(ids[miss_pos], width)])
+        if width:
+            self._soonest[win_ids] = _FAR
         n_res = int(res_slots.numel())
-        keep = torch.zeros(keys.numel(), dtype=torch.bool, device=dev)
-        order = torch.sort(keys, stable=True).indices[: self.capacity]
-        keep[order] = True
+        keep = torch.zeros(keys.numel(), dtype=torch.bool, device=self.device)
+        keep[torch.sort(keys, stable=True).indices[: self.capacity]] = True
         keep[n_res:] &= torch.isfinite(keys[n_res:])
         ev_slots = res_slots[~keep[:n_res]]
         admit_local = torch.nonzero(keep[n_res:]).flatten()

@@ -62,7 +62,9 @@ class BeladyPolicy(CachePolicy):
     """Belady's MIN over a planned superbatch (``kernels.lookahead.BeladyCache``).
 
     ``admit="bypass"`` (the default, optimal when a miss need not be cached) or ``"always"`` (textbook demand MIN).
-    ``plan(trace)`` hands it the coming batches; every ``step`` must then receive exactly the planned batch. Rows the
+    ``plan(trace)`` hands it the coming batches; every ``step`` must then receive exactly the planned batch. With
+    ``prefill`` (the default) the first plan of an empty cache fills it with the rows the plan needs soonest, as
+    the static and hybrid policies start filled (the caller loads those rows, like a static hot set). Rows the
     look-ahead cache lets go because the plan never needs them again *linger*: they stay cached (the plan cannot hit
     them, so counts are unchanged) until their slot is needed, and the next ``plan`` may keep them. So consecutive
     superbatches hand their cache over instead of starting cold.
@@ -72,11 +74,14 @@ class BeladyPolicy(CachePolicy):
     dynamic = True
 
     def __init__(self, capacity: int, num_nodes: int, *, device: torch.device | str = "cpu",
-                 table: SlotTable | None = None, admit: Literal["bypass", "always"] = "bypass") -> None:
+                 table: SlotTable | None = None, admit: Literal["bypass", "always"] = "bypass",
+                 prefill: bool = True) -> None:
         super().__init__(capacity, num_nodes, device=device, table=table)
         if admit not in ("bypass", "always"):
             raise ValueError(f"admit={admit!r}; valid: bypass, always")
         self.admit = admit
+        self.prefill = prefill
+        self.filled = (torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64))
         self._cache: BeladyCache | None = None
         self._plan: list[torch.Tensor] = []
         self._next = 0
@@ -119,7 +124,10 @@ class BeladyPolicy(CachePolicy):
         return torch.cat([free, gone_slots]), gone_ids, gone_slots
 
     def plan(self, trace: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Plan the next batches (each the unique ids a batch needs); returns the ``(ids, slots)`` it evicted."""
+        """Plan the next batches (each the unique ids a batch needs); returns the ``(ids, slots)`` it evicted.
+
+        ``filled`` then holds the ``(ids, slots)`` a prefill placed (empty unless this was the first plan).
+        """
         batches = [b.to(torch.int64).cpu() for b in trace]
         if batches and sum(b.numel() for b in batches):
             flat = torch.cat(batches)
@@ -130,8 +138,13 @@ class BeladyPolicy(CachePolicy):
         else:
             self._plan_ids = self._plan_last = torch.empty(0, dtype=torch.int64)
         held, _ = self.contents()
-        cache = BeladyCache(self.capacity, [held.cpu(), *batches], num_nodes=self.num_nodes, admit=self.admit)
+        fill = self.prefill and self.occupied == 0 and self._cache is None
+        first = self._plan_ids if fill else held.cpu()  # a virtual first batch: what it may hold going in
+        cache = BeladyCache(self.capacity, [first, *batches], num_nodes=self.num_nodes, admit=self.admit)
         kept = cache.step().admitted_ids.to(self.device)  # what it holds that the plan needs soonest
+        self.filled = (kept[:0], kept[:0].clone())
+        if fill:
+            self.filled = (kept, self.fill(kept))
         self._linger.zero_()
         dropped = self._let_go(held[~torch.isin(held, kept)], -1)
         self._cache, self._plan, self._next = cache, batches, 0
@@ -167,6 +180,7 @@ class PolicyConfig:
     hybrid_importance: Literal["presample", "degree"] = "presample"
     hybrid_prior: float = 8.0
     hybrid_recency: float = 0.0
+    hybrid_lookahead: int = 0
     presample_batches: int = 8
 
     def __post_init__(self) -> None:
@@ -176,6 +190,8 @@ class PolicyConfig:
             raise ValueError("hybrid_prior must be >= 0")
         if not -1.0 <= self.hybrid_recency <= 1.0:
             raise ValueError("hybrid_recency must be in [-1, 1]")
+        if self.hybrid_lookahead < 0:
+            raise ValueError("hybrid_lookahead must be >= 0")
         if self.presample_batches < 1:
             raise ValueError("presample_batches must be >= 1")
 
@@ -222,6 +238,7 @@ def make_policy(name: str, capacity: int, num_nodes: int, *, importance: Mapping
         assert need is not None
         policy = HybridPolicy(capacity, num_nodes, prior=hybrid_prior(importance[need], config),
                               prior_strength=config.hybrid_prior, recency=config.hybrid_recency,
+                              lookahead=config.hybrid_lookahead,
                               scale_prior_by_first_batch=config.hybrid_importance == "degree",
                               prefill=initial_ids is None, **kw)
         if initial_ids is not None:

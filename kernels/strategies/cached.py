@@ -23,7 +23,7 @@ from kernels.base import AccessStrategy, LoadedBatch, check_ids
 from kernels.cache.distributed import Exchange, PartitionedServe
 from kernels.cache.importance import degree_importance, epoch_batches, parse_fanouts, presample_importance
 from kernels.cache.placement import Ownership, initial_ids
-from kernels.cache.policies import POLICIES, BeladyPolicy, PolicyConfig, importance_for, make_policy
+from kernels.cache.policies import POLICIES, BeladyPolicy, HybridPolicy, PolicyConfig, importance_for, make_policy
 from kernels.cache.table import make_slot_table
 from kernels.cache.victim import VictimBuffer
 from kernels.errors import InvalidOptions, StrategyUnavailable
@@ -60,7 +60,8 @@ class CachedOptions:
     ``victim_buffer``: keep evicted rows in a pinned host ring of ``victim_fraction`` of the table's rows.
     ``presample_*``: how presample (and hybrid's prior) pre-samples K batches (0: one epoch of the training ids),
     apart from the measured ones.
-    ``hybrid_*``: hybrid's importance, prior strength (batches of evidence) and recency weight in [-1, 1].
+    ``hybrid_*``: hybrid's importance, prior strength (batches of evidence), recency weight in [-1, 1] and look-ahead
+    window (batches ``load()`` samples ahead so hybrid knows their reuse; 0: none).
     ``superbatch``: batches belady plans ahead in ``load()``.
     """
 
@@ -80,6 +81,7 @@ class CachedOptions:
     hybrid_importance: Literal["presample", "degree"] = "presample"
     hybrid_prior: float = 8.0
     hybrid_recency: float = 0.0
+    hybrid_lookahead: int = 4
     superbatch: int = 64
 
     def __post_init__(self) -> None:
@@ -108,7 +110,7 @@ class CachedOptions:
     def policy_config(self, num_train: int) -> PolicyConfig:
         """The knobs ``kernels.cache.policies`` takes, for a graph with ``num_train`` training ids."""
         return PolicyConfig(hybrid_importance=self.hybrid_importance, hybrid_prior=self.hybrid_prior,
-                            hybrid_recency=self.hybrid_recency,
+                            hybrid_recency=self.hybrid_recency, hybrid_lookahead=self.hybrid_lookahead,
                             presample_batches=epoch_batches(self.presample_batches, num_train,
                                                             self.presample_batch_size))
 
@@ -230,12 +232,17 @@ class Cached(AccessStrategy):
 
     def _fill(self) -> int:
         """Copy the rows of the policy's initial contents into the cache (not counted as gather traffic)."""
-        assert self._policy is not None and self._rows is not None and self.graph is not None
+        assert self._policy is not None
         ids, slots = self._policy.contents()
+        self._load_rows(ids, slots)
+        return int(ids.numel())
+
+    def _load_rows(self, ids: torch.Tensor, slots: torch.Tensor) -> None:
+        """Write ``features[ids]`` into cache ``slots`` straight from the host table (a fill, not a gather)."""
+        assert self._rows is not None and self.graph is not None
         for lo in range(0, ids.numel(), _FILL_CHUNK):
             chunk = ids[lo: lo + _FILL_CHUNK].cpu()
             self._rows[slots[lo: lo + _FILL_CHUNK]] = self.graph.features[chunk].to(self.device)
-        return int(ids.numel())
 
     def sample(self, seeds: torch.Tensor, fanouts: Sequence[int], *, generator: torch.Generator) -> SampledBatch:
         """Sampling is the backing path's (this strategy caches feature rows, not topology)."""
@@ -356,6 +363,17 @@ class Cached(AccessStrategy):
         self._prefetched = None
         evicted_ids, evicted_slots = self._policy.plan(uniq)
         self._evict_to_victim(evicted_ids, evicted_slots)
+        filled_ids, filled_slots = self._policy.filled
+        self._load_rows(filled_ids, filled_slots)
+        self._static_extras["fill_rows"] = int(self._static_extras.get("fill_rows", 0)) + int(filled_ids.numel())
+
+    def hint(self, node_ids: torch.Tensor) -> None:
+        """Tell the hybrid policy about an upcoming batch (in order, after those already hinted); collective under
+        partition. ``load()`` does this for the batches it samples ahead."""
+        if not isinstance(self._policy, HybridPolicy) or not self._policy.lookahead:
+            return
+        uniq = unique_first_occurrence(node_ids.to(self.device))[0]
+        self._policy.hint([self._serve.plan_batch(uniq) if self._serve is not None else uniq])
 
     # ---- pipelined loading -------------------------------------------------------------------------------------
     def load(
@@ -363,7 +381,8 @@ class Cached(AccessStrategy):
     ) -> Iterator[LoadedBatch]:
         """Sample ahead (a superbatch for belady, one batch when prefetching victims), then gather in order."""
         belady = isinstance(self._policy, BeladyPolicy)
-        ahead = self.options.superbatch if belady else (2 if self._victim is not None else 0)
+        window = self._policy.lookahead if isinstance(self._policy, HybridPolicy) else 0
+        ahead = self.options.superbatch if belady else max(window + 1 if window else 0, 2 if self._victim else 0)
         if ahead == 0:
             yield from super().load(seed_batches, fanouts, generator=generator)
             return
@@ -380,6 +399,8 @@ class Cached(AccessStrategy):
                     with self.phase("sample"):
                         batch = self.sample(seeds, fanouts, generator=generator)
                 pending.append((batch, phase_s))
+                if window:
+                    self.hint(batch.node_ids)
             if not pending:
                 return
             if belady and self._policy.planned_left == 0:

@@ -71,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hybrid-importance", choices=("presample", "degree"), default="presample")
     parser.add_argument("--hybrid-prior", type=float, default=PolicyConfig.hybrid_prior)
     parser.add_argument("--hybrid-recency", type=float, default=PolicyConfig.hybrid_recency)
+    parser.add_argument("--hybrid-lookahead", type=int, default=PolicyConfig.hybrid_lookahead,
+                        help="batches hybrid sees ahead (the strategy's load() samples them ahead)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--hardware", help=f"hardware profile name or TOML ({', '.join(profile_names())})")
     src.add_argument("--probe", type=Path, help="probe.json with this machine's measured links")
@@ -80,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def grid(args: argparse.Namespace, trace: Trace) -> list[SimConfig]:
     """The configurations the arguments ask for (partition only where GPUs > 1)."""
     cfg = PolicyConfig(hybrid_importance=args.hybrid_importance, hybrid_prior=args.hybrid_prior,
-                       hybrid_recency=args.hybrid_recency,
+                       hybrid_recency=args.hybrid_recency, hybrid_lookahead=args.hybrid_lookahead,
                        presample_batches=int(trace.header.get("presample", {}).get("batches", 8)))
     victims = {"off": [False], "on": [True], "both": [False, True]}[args.victim_buffer]
     out = []

@@ -54,15 +54,18 @@ def test_lru_textbook_faults() -> None:
 
 
 def test_belady_textbook_faults_demand_min() -> None:
-    policy = BeladyPolicy(3, 8, admit="always")
+    policy = BeladyPolicy(3, 8, admit="always", prefill=False)
     trace = _singletons(TEXTBOOK)
     policy.plan(trace)
     assert _misses(policy, trace) == 9
 
 
-def _brute_force_bypass_opt(seq: list[int], capacity: int) -> int:
-    """Fewest misses of any cache of ``capacity`` that may skip caching a miss (exhaustive over cache sets)."""
-    best = {frozenset(): 0}
+def _brute_force_bypass_opt(seq: list[int], capacity: int, *, warm: bool = False) -> int:
+    """Fewest misses of any cache of ``capacity`` that may skip caching a miss (exhaustive over cache sets);
+    ``warm``: it may start holding any ``capacity`` ids."""
+    pages = sorted(set(seq))
+    best = {frozenset(c): 0 for k in range(capacity + 1) for c in itertools.combinations(pages, k)} if warm \
+        else {frozenset(): 0}
     for x in seq:
         nxt: dict[frozenset, int] = {}
         for held, cost in best.items():
@@ -80,18 +83,22 @@ def _brute_force_bypass_opt(seq: list[int], capacity: int) -> int:
 
 def test_belady_bypass_is_optimal_on_textbook_trace() -> None:
     trace = _singletons(TEXTBOOK)
-    policy = BeladyPolicy(3, 8)
+    policy = BeladyPolicy(3, 8, prefill=False)
     policy.plan(trace)
     assert _misses(policy, trace) == _brute_force_bypass_opt(TEXTBOOK, 3)
+    warm = BeladyPolicy(3, 8)  # prefilled: it may start holding what the plan needs soonest
+    warm.plan(trace)
+    assert _misses(warm, trace) == _brute_force_bypass_opt(TEXTBOOK, 3, warm=True)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(0, 6), min_size=1, max_size=18), st.integers(1, 3))
 def test_belady_bypass_optimal_random(seq: list[int], cap: int) -> None:
     trace = _singletons(seq)
-    policy = BeladyPolicy(cap, 7)
-    policy.plan(trace)
-    assert _misses(policy, trace) == _brute_force_bypass_opt(seq, cap)
+    for prefill in (False, True):
+        policy = BeladyPolicy(cap, 7, prefill=prefill)
+        policy.plan(trace)
+        assert _misses(policy, trace) == _brute_force_bypass_opt(seq, cap, warm=prefill)
 
 
 def _ref_lru(seq: list[int], cap: int) -> int:
@@ -210,6 +217,20 @@ def test_hybrid_recency_moves_idle_rows() -> None:
         assert bool(step.admitted.numel()) == expect_admit
 
 
+def test_hybrid_lookahead_keeps_what_the_window_needs() -> None:
+    # prior says 0 is hot, but the hinted next batch needs 5: with a window, 5 is admitted over 0
+    prior = torch.tensor([0.9, 0.0, 0.0, 0.0, 0.0, 0.1])
+    for lookahead, admitted in [(0, False), (2, True)]:
+        policy = HybridPolicy(1, 6, prior=prior, prior_strength=100.0, lookahead=lookahead)
+        policy.hint([torch.tensor([5]), torch.tensor([5])])
+        assert bool(policy.step(torch.tensor([5])).admitted.numel()) == admitted
+        assert bool(policy.step(torch.tensor([5])).hit[0]) == admitted
+    policy = HybridPolicy(1, 6, prior=prior, lookahead=2)
+    policy.hint([torch.tensor([1])])
+    with pytest.raises(PlanError, match="hinted"):
+        policy.step(torch.tensor([2]))
+
+
 def test_belady_needs_its_plan() -> None:
     policy = BeladyPolicy(2, 5)
     with pytest.raises(PlanError, match="plan"):
@@ -220,7 +241,7 @@ def test_belady_needs_its_plan() -> None:
 
 
 def test_belady_replan_keeps_useful_rows() -> None:
-    policy = BeladyPolicy(2, 10)
+    policy = BeladyPolicy(2, 10, prefill=False)
     first = [torch.tensor([1, 2]), torch.tensor([1, 2])]
     policy.plan(first)
     assert _misses(policy, first) == 2
@@ -234,7 +255,7 @@ def test_belady_replan_keeps_useful_rows() -> None:
 
 
 def test_belady_superbatches_hand_their_cache_over() -> None:
-    policy = BeladyPolicy(2, 10)
+    policy = BeladyPolicy(2, 10, prefill=False)
     first = [torch.tensor([1, 2]), torch.tensor([1, 2])]
     policy.plan(first)
     _misses(policy, first)
