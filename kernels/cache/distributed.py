@@ -53,7 +53,10 @@ class Exchange:
     def exchange(self, data: torch.Tensor, send_counts: list[int], recv_counts: list[int]) -> torch.Tensor:
         """Send ``data[...]`` split by ``send_counts`` (rows per rank); receive ``sum(recv_counts)`` rows, rank order."""
         dtype, shape = data.dtype, data.shape[1:]
-        flat = data.reshape(data.shape[0], -1).contiguous()
+        width = 1
+        for d in shape:
+            width *= int(d)
+        flat = data.reshape(data.shape[0], width).contiguous()
         if flat.dtype == torch.bool:
             flat = flat.to(torch.uint8)
         raw = flat.view(torch.uint8) if flat.dtype.is_floating_point else flat
