@@ -180,7 +180,7 @@ class PolicyConfig:
     hybrid_importance: Literal["presample", "degree"] = "presample"
     hybrid_prior: float = 8.0
     hybrid_recency: float = 0.0
-    hybrid_lookahead: int = 0
+    hybrid_lookahead: int = 16
     presample_batches: int = 8
 
     def __post_init__(self) -> None:

@@ -78,10 +78,10 @@ class CachedOptions:
     presample_fanouts: str = "10,5"
     presample_batch_size: int = 1024
     presample_seed: int = 1234
-    hybrid_importance: Literal["presample", "degree"] = "presample"
-    hybrid_prior: float = 8.0
-    hybrid_recency: float = 0.0
-    hybrid_lookahead: int = 4
+    hybrid_importance: Literal["presample", "degree"] = PolicyConfig.hybrid_importance
+    hybrid_prior: float = PolicyConfig.hybrid_prior
+    hybrid_recency: float = PolicyConfig.hybrid_recency
+    hybrid_lookahead: int = PolicyConfig.hybrid_lookahead
     superbatch: int = 64
 
     def __post_init__(self) -> None:

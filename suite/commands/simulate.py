@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from kernels.cache.policies import POLICIES, PolicyConfig
 from suite.hardware import BACKING_MODELS, Links, links_from_probe, load_profile, profile_names
 from suite.simulator import SimConfig, SimResult, Trace, link_bytes, project, simulate
@@ -77,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--hardware", help=f"hardware profile name or TOML ({', '.join(profile_names())})")
     src.add_argument("--probe", type=Path, help="probe.json with this machine's measured links")
     parser.add_argument("-o", "--output", type=Path, help="write records: .jsonl (default), .csv or .md")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the replay's tensors are small; more threads mostly contend)")
 
 
 def grid(args: argparse.Namespace, trace: Trace) -> list[SimConfig]:
@@ -169,6 +173,17 @@ def write_records(records: list[dict[str, Any]], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads < 1:
+        raise ValueError("--threads must be >= 1")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _run(args: argparse.Namespace) -> int:
     trace = Trace.load(args.trace)
     links = load_profile(args.hardware) if args.hardware else links_from_probe(args.probe) if args.probe else None
     configs = grid(args, trace)
