@@ -231,10 +231,20 @@ def simulate(trace: Trace, cfg: SimConfig) -> SimResult:
     ahead = cfg.policy_config.hybrid_lookahead if cfg.policy == "hybrid" else 0
     for i in range(steps):
         plan_writeback = [0] * world
-        if ahead:  # the strategy's load() keeps the current batch and `ahead` more sampled and hinted
-            for r in range(world):
-                lo = 0 if i == 0 else i + ahead
-                policies[r].hint(step_batches[r][lo: i + ahead + 1])
+        if ahead:  # the strategy's load() keeps the current batch and `lookahead` more sampled and hinted
+            if i == 0:
+                for r in range(world):
+                    policies[r].hint(step_batches[r][:1])  # an auto window is fixed by the first batch
+                if partition:  # shards agree on the widest window (the strategy all-reduces it)
+                    widest = max(p.lookahead for p in policies)
+                    for p in policies:
+                        p.lookahead = widest
+                for r in range(world):
+                    policies[r].hint(step_batches[r][1: policies[r].lookahead + 1])
+            else:
+                for r in range(world):
+                    w = policies[r].lookahead
+                    policies[r].hint(step_batches[r][i + w: i + w + 1])
         if isinstance(policies[0], BeladyPolicy) and i % horizon == 0:
             for r in range(world):
                 dropped, _ = policies[r].plan(step_batches[r][i: i + horizon])

@@ -44,6 +44,12 @@ class Exchange:
         self.backend = str(dist.get_backend())
         self.comm_device = device if self.backend == "nccl" else torch.device("cpu")
 
+    def max_int(self, value: int) -> int:
+        """The largest ``value`` over all ranks."""
+        t = torch.tensor([int(value)], dtype=torch.int64, device=self.comm_device)
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
+        return int(t.item())
+
     def counts(self, send: torch.Tensor) -> torch.Tensor:
         """``send[r]`` = items for rank ``r``; returns ``recv[r]`` = items rank ``r`` sends here (int64 [world])."""
         out = torch.empty(self.world, dtype=torch.int64, device=self.comm_device)

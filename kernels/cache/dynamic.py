@@ -9,16 +9,20 @@ a batch's own hits or admissions; ``hybrid`` ranks a batch's hits with every oth
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from kernels.cache.importance import rank_by_importance
 from kernels.cache.policy_base import CachePolicy, PlanError
 from kernels.cache.table import SlotTable
 
-__all__ = ["LruPolicy", "ClockPolicy", "HybridPolicy"]
+__all__ = ["LruPolicy", "ClockPolicy", "HybridPolicy", "AUTO_WINDOW", "MAX_WINDOW"]
 
 _Update = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 _FAR = 2**31 - 1  # "not in the look-ahead window"
+AUTO_WINDOW = 4.0  # auto look-ahead: cache-fulls of requests the window holds (tuned on tune-200k)
+MAX_WINDOW = 256  # batches
 
 
 def _empty(device: torch.device) -> torch.Tensor:
@@ -131,10 +135,11 @@ class HybridPolicy(CachePolicy):
     """Static importance combined with dynamic next-reuse distance, after LSM-GNN: keep the rows reused soonest.
 
     Reuse distance of an id after batch ``t``, in batches:
-    - *known* when a hinted upcoming batch within the look-ahead window (``lookahead`` batches after ``t``) needs
-      it: the distance to the first such batch (1..W). The caller hints batches as its sampler produces them
-      (``hint``); the strategy's ``load()`` samples ``lookahead`` batches ahead, the simulator reads them from the
-      trace. Without hints the window is empty;
+    - *known* when a hinted upcoming batch within the look-ahead window (``W = lookahead`` batches after ``t``)
+      needs it: the distance to the first such batch (1..W). The caller hints batches as its sampler produces them
+      (``hint``); the strategy's ``load()`` samples ``W`` batches ahead, the simulator reads them from the trace.
+      ``lookahead=-1`` (auto) sets ``W = ceil(AUTO_WINDOW x capacity / rows of the first batch)``, at most
+      ``MAX_WINDOW``: a window of about four cache-fulls of requests. Without hints the window is empty;
     - *estimated* otherwise: ``W + d`` with ``d = (K0 + T) / (K0 * p0 + n)``, where ``p0`` is the static prior
       (per-batch access probability from the importance score), ``n`` the batches that needed the id so far, ``T``
       the batches seen and ``K0`` the prior's weight in batches; ``recency`` in [-1, 1] then shifts ``d`` by
@@ -157,8 +162,8 @@ class HybridPolicy(CachePolicy):
             raise ValueError("prior_strength must be >= 0")
         if not -1.0 <= recency <= 1.0:
             raise ValueError("recency must be in [-1, 1]")
-        if lookahead < 0:
-            raise ValueError("lookahead must be >= 0")
+        if lookahead < -1:
+            raise ValueError("lookahead must be >= 0, or -1 for auto")
         self.k0 = float(prior_strength)
         self.recency = float(recency)
         self.lookahead = int(lookahead)
@@ -168,6 +173,8 @@ class HybridPolicy(CachePolicy):
         self.last = torch.full((num_nodes,), -1, dtype=torch.int64, device=self.device)
         self._future: list[torch.Tensor] = []
         self._soonest = torch.full((num_nodes,), _FAR, dtype=torch.int32, device=self.device) if lookahead else None
+        if lookahead == -1 and self.capacity == 0:
+            self.lookahead = 0
         if prefill and self.capacity:
             top = rank_by_importance(self.p0)[: self.capacity]
             self.fill(top)
@@ -176,10 +183,17 @@ class HybridPolicy(CachePolicy):
         window = self._soonest.numel() * 4 if self._soonest is not None else 0
         return self.p0.numel() * 8 + self.count.numel() * 4 + self.last.numel() * 8 + window
 
+    def _resolve(self, rows: int) -> None:
+        """Fix an auto window from the rows of the first batch seen."""
+        if self.lookahead == -1:
+            self.lookahead = min(MAX_WINDOW, max(1, math.ceil(AUTO_WINDOW * self.capacity / max(rows, 1))))
+
     def hint(self, batches: list[torch.Tensor]) -> None:
         """Upcoming batches (unique ids each), in order, starting with the next batch to be stepped."""
-        if self.lookahead:
-            self._future.extend(b.to(device=self.device, dtype=torch.int64) for b in batches)
+        for b in batches:
+            self._resolve(int(b.numel()))
+            if self.lookahead:
+                self._future.append(b.to(device=self.device, dtype=torch.int64))
 
     def _window(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Ids of the look-ahead window after the current batch, the batch distance (1..W) of each, and W."""
@@ -208,6 +222,7 @@ class HybridPolicy(CachePolicy):
         return dist
 
     def _observe(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor) -> None:
+        self._resolve(int(ids.numel()))
         if self._future:
             front = self._future.pop(0)
             if not torch.equal(front, ids):

@@ -180,7 +180,7 @@ class PolicyConfig:
     hybrid_importance: Literal["presample", "degree"] = "presample"
     hybrid_prior: float = 8.0
     hybrid_recency: float = 0.0
-    hybrid_lookahead: int = 16
+    hybrid_lookahead: int = -1
     presample_batches: int = 8
 
     def __post_init__(self) -> None:
@@ -190,8 +190,8 @@ class PolicyConfig:
             raise ValueError("hybrid_prior must be >= 0")
         if not -1.0 <= self.hybrid_recency <= 1.0:
             raise ValueError("hybrid_recency must be in [-1, 1]")
-        if self.hybrid_lookahead < 0:
-            raise ValueError("hybrid_lookahead must be >= 0")
+        if self.hybrid_lookahead < -1:
+            raise ValueError("hybrid_lookahead must be >= 0, or -1 for auto")
         if self.presample_batches < 1:
             raise ValueError("presample_batches must be >= 1")
 

@@ -61,7 +61,8 @@ class CachedOptions:
     ``presample_*``: how presample (and hybrid's prior) pre-samples K batches (0: one epoch of the training ids),
     apart from the measured ones.
     ``hybrid_*``: hybrid's importance, prior strength (batches of evidence), recency weight in [-1, 1] and look-ahead
-    window (batches ``load()`` samples ahead so hybrid knows their reuse; 0: none).
+    window (batches ``load()`` samples ahead so hybrid knows their reuse; 0: none; -1: auto, about four
+    cache-fulls of requests).
     ``superbatch``: batches belady plans ahead in ``load()``.
     """
 
@@ -373,7 +374,10 @@ class Cached(AccessStrategy):
         if not isinstance(self._policy, HybridPolicy) or not self._policy.lookahead:
             return
         uniq = unique_first_occurrence(node_ids.to(self.device))[0]
+        auto = self._policy.lookahead == -1
         self._policy.hint([self._serve.plan_batch(uniq) if self._serve is not None else uniq])
+        if auto and self._serve is not None:  # every shard looks equally far ahead (ranks sample in lockstep)
+            self._policy.lookahead = self._serve.ex.max_int(self._policy.lookahead)
 
     # ---- pipelined loading -------------------------------------------------------------------------------------
     def load(
@@ -381,16 +385,22 @@ class Cached(AccessStrategy):
     ) -> Iterator[LoadedBatch]:
         """Sample ahead (a superbatch for belady, one batch when prefetching victims), then gather in order."""
         belady = isinstance(self._policy, BeladyPolicy)
-        window = self._policy.lookahead if isinstance(self._policy, HybridPolicy) else 0
-        ahead = self.options.superbatch if belady else max(window + 1 if window else 0, 2 if self._victim else 0)
-        if ahead == 0:
+        hinted = isinstance(self._policy, HybridPolicy) and self._policy.lookahead != 0
+
+        def ahead() -> int:  # batches to hold sampled: the current one and those looked ahead at
+            if belady:
+                return self.options.superbatch
+            window = self._policy.lookahead if hinted else 0  # -1 (auto) until the first batch fixes it
+            return max(window + 1 if window > 0 else 1 if window < 0 else 0, 2 if self._victim else 0)
+
+        if ahead() == 0:
             yield from super().load(seed_batches, fanouts, generator=generator)
             return
         seeds_iter = iter(seed_batches)
         pending: list[tuple[SampledBatch, dict[str, float]]] = []
         exhausted = False
         while True:
-            while not exhausted and len(pending) < ahead:
+            while not exhausted and len(pending) < ahead():
                 seeds = next(seeds_iter, None)
                 if seeds is None:
                     exhausted = True
@@ -399,7 +409,7 @@ class Cached(AccessStrategy):
                     with self.phase("sample"):
                         batch = self.sample(seeds, fanouts, generator=generator)
                 pending.append((batch, phase_s))
-                if window:
+                if hinted:
                     self.hint(batch.node_ids)
             if not pending:
                 return

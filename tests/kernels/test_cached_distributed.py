@@ -19,7 +19,7 @@ from suite.simulator import SimConfig, Trace, simulate
 from tests.conftest import make_graph
 
 WORLD = 2
-SMALL = {"presample_fanouts": "5,5", "presample_batch_size": 32, "presample_batches": 4, "hybrid_lookahead": 2,
+SMALL = {"presample_fanouts": "5,5", "presample_batch_size": 32, "presample_batches": 4, "hybrid_lookahead": -1,
          "superbatch": 3}
 SCENARIOS = [("degree", "partition"), ("lru", "partition"), ("hybrid", "partition"), ("belady", "partition"),
              ("degree", "replicate")]
@@ -121,7 +121,7 @@ def test_simulator_matches_two_ranks(two_ranks: Path, policy: str) -> None:
            "presample": presample_importance(graph, fanouts=(5, 5), batch_size=32, batches=4, seed=1234)}
     batches = [torch.load(two_ranks / f"{policy}-partition-rank{r}.pt") for r in range(WORLD)]
     trace = Trace({"num_nodes": graph.num_nodes, "row_bytes": graph.row_bytes, "batch_size": 20}, batches, imp)
-    cfg = PolicyConfig(hybrid_lookahead=2, presample_batches=4)
+    cfg = PolicyConfig(hybrid_lookahead=-1, presample_batches=4)
     sim = simulate(trace, SimConfig(gpus=WORLD, cache_fraction=0.1, policy=policy, placement="partition",
                                     superbatch=3, policy_config=cfg))
     for rank, res in enumerate(_results(two_ranks)):

@@ -21,8 +21,8 @@ from workloads.config import Workload
 POLICIES = ("degree", "presample", "lru", "clock", "hybrid", "belady")
 WL = Workload(name="fixture", store="unused", batch_size=24, fanouts=(5, 5), seed=3)
 OPTS = {"presample_fanouts": "5,5", "presample_batch_size": 24, "presample_batches": 4, "presample_seed": 1234,
-        "hybrid_lookahead": 2, "superbatch": 4}
-CFG = PolicyConfig(hybrid_lookahead=2, presample_batches=4)
+        "hybrid_lookahead": -1, "superbatch": 4}
+CFG = PolicyConfig(hybrid_lookahead=-1, presample_batches=4)
 
 
 @pytest.fixture(scope="module")
