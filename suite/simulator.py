@@ -34,7 +34,7 @@ from kernels.cache.policies import STATIC_POLICIES
 from kernels.errors import AccessBenchError
 from suite.hardware import Links, project_epoch, step_bytes
 
-__all__ = ["Trace", "TraceError", "SimConfig", "SimResult", "simulate", "TRACE_FORMAT", "cache_capacity"]
+__all__ = ["TRACE_FORMAT", "SimConfig", "SimResult", "Trace", "TraceError", "cache_capacity", "simulate"]
 
 TRACE_FORMAT = "accessbench-trace"
 TRACE_VERSION = 1
@@ -143,7 +143,7 @@ class SimConfig:
     victim_fraction: float = 0.05
     backing: str = "zero-copy"
     superbatch: int = 0
-    policy_config: PolicyConfig = PolicyConfig()
+    policy_config: PolicyConfig = field(default_factory=PolicyConfig)
 
     def label(self) -> dict[str, Any]:
         """The options as a flat dict (for records)."""
@@ -251,8 +251,9 @@ def simulate(trace: Trace, cfg: SimConfig) -> SimResult:
                 v = victims[r]
                 if v is not None:
                     plan_writeback[r] = int(v.push(dropped)[1].numel())
-        counters = [dict(rows=int(per_rank[q][i].numel()), device=0, peer=0, victim=0, served=0, admitted=0,
-                         fetch_extra=0, control=0, writeback=plan_writeback[q]) for q in range(world)]
+        counters = [{"rows": int(per_rank[q][i].numel()), "device": 0, "peer": 0, "victim": 0, "served": 0,
+                     "admitted": 0, "fetch_extra": 0, "control": 0, "writeback": plan_writeback[q]}
+                    for q in range(world)]
         if partition:
             _partition_step(i, per_rank, routes[i], shard_batches, policies, counters, res)
         else:

@@ -17,7 +17,7 @@ from kernels.cache.importance import rank_by_importance
 from kernels.cache.policy_base import CachePolicy, PlanError
 from kernels.cache.table import SlotTable
 
-__all__ = ["LruPolicy", "ClockPolicy", "HybridPolicy", "AUTO_WINDOW", "MAX_WINDOW"]
+__all__ = ["AUTO_WINDOW", "MAX_WINDOW", "ClockPolicy", "HybridPolicy", "LruPolicy"]
 
 _Update = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 _FAR = 2**31 - 1  # "not in the look-ahead window"

@@ -13,7 +13,7 @@ import torch
 from kernels.sampling import sample_blocks, validate_fanouts
 from kernels.types import GraphData
 
-__all__ = ["degree_importance", "presample_importance", "rank_by_importance", "parse_fanouts", "epoch_batches"]
+__all__ = ["degree_importance", "epoch_batches", "parse_fanouts", "presample_importance", "rank_by_importance"]
 
 
 def epoch_batches(batches: int, num_train: int, batch_size: int) -> int:

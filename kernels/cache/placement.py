@@ -21,15 +21,16 @@ from kernels.cache.importance import rank_by_importance
 from kernels.cache.policies import STATIC_POLICIES, PolicyConfig, hybrid_prior, importance_for
 from kernels.sampling import unique_first_occurrence
 
-__all__ = ["PLACEMENTS", "Placement", "initial_ids", "Ownership", "split_requests", "owner_union"]
+__all__ = ["PLACEMENTS", "Ownership", "Placement", "initial_ids", "owner_union", "split_requests"]
 
 Placement = Literal["replicate", "partition"]
 PLACEMENTS: tuple[str, ...] = ("replicate", "partition")
 
 
 def initial_ids(policy: str, *, importance: Mapping[str, torch.Tensor], capacity: int, rank: int, world: int,
-                placement: str, config: PolicyConfig = PolicyConfig()) -> torch.Tensor | None:
+                placement: str, config: PolicyConfig | None = None) -> torch.Tensor | None:
     """The ids rank ``rank``'s cache starts with (static hot set or hybrid prefill); None for cold-start policies."""
+    config = config or PolicyConfig()
     need = importance_for(policy, config)
     if need is None:
         return None
@@ -59,7 +60,7 @@ class Ownership:
 
     @classmethod
     def for_policy(cls, policy: str, *, world: int, num_nodes: int, importance: Mapping[str, torch.Tensor],
-                   capacity: int, config: PolicyConfig = PolicyConfig(),
+                   capacity: int, config: PolicyConfig | None = None,
                    device: torch.device | str = "cpu") -> Ownership:
         """Static policies: owners from the dealt-out hot set; dynamic ones: ``id % world``."""
         if policy in STATIC_POLICIES:

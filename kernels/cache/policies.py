@@ -18,9 +18,22 @@ from kernels.cache.table import SlotTable
 from kernels.lookahead import BeladyCache
 
 __all__ = [
-    "POLICIES", "STATIC_POLICIES", "PolicyConfig", "StaticPolicy", "DegreePolicy", "PresamplePolicy", "LruPolicy",
-    "ClockPolicy", "HybridPolicy", "BeladyPolicy", "CachePolicy", "PolicyStep", "PlanError", "make_policy",
-    "importance_for", "hybrid_prior",
+    "POLICIES",
+    "STATIC_POLICIES",
+    "BeladyPolicy",
+    "CachePolicy",
+    "ClockPolicy",
+    "DegreePolicy",
+    "HybridPolicy",
+    "LruPolicy",
+    "PlanError",
+    "PolicyConfig",
+    "PolicyStep",
+    "PresamplePolicy",
+    "StaticPolicy",
+    "hybrid_prior",
+    "importance_for",
+    "make_policy",
 ]
 
 PolicyName = Literal["degree", "presample", "lru", "clock", "hybrid", "belady"]
@@ -213,12 +226,13 @@ def hybrid_prior(importance: torch.Tensor, config: PolicyConfig) -> torch.Tensor
 
 
 def make_policy(name: str, capacity: int, num_nodes: int, *, importance: Mapping[str, torch.Tensor],
-                initial_ids: torch.Tensor | None = None, config: PolicyConfig = PolicyConfig(),
+                initial_ids: torch.Tensor | None = None, config: PolicyConfig | None = None,
                 device: torch.device | str = "cpu", table: SlotTable | None = None) -> CachePolicy:
     """A policy of ``capacity`` slots. Static policies cache ``initial_ids`` (chosen by the placement); hybrid
     starts with ``initial_ids`` (default: its highest-prior ids); lru, clock and belady start empty.
     ``importance`` maps ``degree``/``presample`` to int64 ``[N]`` scores, as needed by the policy.
     """
+    config = config or PolicyConfig()
     kw = {"device": device, "table": table}
     need = importance_for(name, config)
     if need is not None and need not in importance:

@@ -16,7 +16,7 @@ import torch
 
 from kernels.cache.table import DenseSlotTable, SlotTable
 
-__all__ = ["PolicyStep", "CachePolicy", "PlanError"]
+__all__ = ["CachePolicy", "PlanError", "PolicyStep"]
 
 
 class PlanError(RuntimeError):

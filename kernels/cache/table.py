@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["SlotTable", "DenseSlotTable", "HashSlotTable", "make_slot_table", "dense_table_bytes", "LookupKind"]
+__all__ = ["DenseSlotTable", "HashSlotTable", "LookupKind", "SlotTable", "dense_table_bytes", "make_slot_table"]
 
 LookupKind = Literal["auto", "dense", "hash"]
 

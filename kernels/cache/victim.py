@@ -12,7 +12,7 @@ import torch
 
 from kernels.cache.table import DenseSlotTable
 
-__all__ = ["VictimIndex", "VictimBuffer"]
+__all__ = ["VictimBuffer", "VictimIndex"]
 
 
 class VictimIndex:

@@ -18,7 +18,7 @@ from kernels.cache.policies import POLICIES, PolicyConfig
 from suite.hardware import BACKING_MODELS, Links, links_from_probe, load_profile, profile_names
 from suite.simulator import SimConfig, SimResult, Trace, link_bytes, project, simulate
 
-__all__ = ["NAME", "HELP", "add_arguments", "run", "sim_record", "grid"]
+__all__ = ["HELP", "NAME", "add_arguments", "grid", "run", "sim_record"]
 
 NAME = "simulate"
 HELP = "replay a trace for N GPUs x cache sizes x policies x placements (simulated hit rates, bytes, time)"
@@ -45,7 +45,7 @@ def _fractions(text: str) -> list[float]:
     return values
 
 
-def _choices(valid: tuple[str, ...]):  # noqa: ANN202 - an argparse type
+def _choices(valid: tuple[str, ...]):
     def parse(text: str) -> list[str]:
         values = [v.strip() for v in text.split(",") if v.strip()]
         bad = [v for v in values if v not in valid]
@@ -168,8 +168,7 @@ def write_records(records: list[dict[str, Any]], path: Path) -> None:
         path.write_text("SIMULATED (trace replay, not measured)\n\n" + _table(records) + "\n")
     else:
         with open(path, "w") as f:
-            for r in records:
-                f.write(json.dumps(r) + "\n")
+            f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 def run(args: argparse.Namespace) -> int:

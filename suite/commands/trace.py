@@ -23,7 +23,7 @@ from workloads.batches import seed_batches
 from workloads.config import Workload, load_workload
 from workloads.graphs import graph_path, materialise
 
-__all__ = ["NAME", "HELP", "add_arguments", "run", "record_trace"]
+__all__ = ["HELP", "NAME", "add_arguments", "record_trace", "run"]
 
 NAME = "trace"
 HELP = "record a workload's per-batch id trace for the cache simulator"

@@ -25,7 +25,7 @@ from kernels.sampling import sample_blocks
 from kernels.types import GraphData
 from suite.gpu_checks import CheckRow, GpuCheckContext
 
-__all__ = ["SECTION", "ORDER", "run", "measure"]
+__all__ = ["ORDER", "SECTION", "measure", "run"]
 
 SECTION = "cached strategy"
 ORDER = 60
@@ -82,7 +82,7 @@ def _timed(fn: Callable[[], object], device: torch.device, *, warmup: int, repea
 
 def _quantiles(values: list[float]) -> tuple[float, float, float]:
     s = sorted(values)
-    return statistics.median(s), s[int(0.1 * (len(s) - 1))], s[int(round(0.9 * (len(s) - 1)))]
+    return statistics.median(s), s[int(0.1 * (len(s) - 1))], s[round(0.9 * (len(s) - 1))]
 
 
 def _drive(strategy, batches: list[torch.Tensor], device: torch.device) -> None:
@@ -129,7 +129,7 @@ def measure(graph: GraphData, batches: list[torch.Tensor], device: torch.device,
             gbps[label], notes[label] = None, f"not measured: {exc}"
             continue
         dev_batches = [b.to(device) for b in batches]
-        secs = _timed(lambda: [s.gather(b) for b in dev_batches], device, warmup=warmup, repeat=repeat)
+        secs = _timed(lambda s=s, bs=dev_batches: [s.gather(b) for b in bs], device, warmup=warmup, repeat=repeat)
         med, p10, p90 = _quantiles(secs)
         gbps[label] = (nbytes / med / 1e9, nbytes / p90 / 1e9, nbytes / p10 / 1e9)
         s.close()
@@ -163,7 +163,7 @@ def _partition_worker(rank: int, world: int, port: int, out: str, graph_path: st
             s = registry.create("cached", policy="degree", placement=placement, cache_fraction=FRACTION)
             s.prepare(graph, device)
             dev_batches = [b.to(device) for b in batches]
-            secs = _timed(lambda: [s.gather(b) for b in dev_batches], device, warmup=1, repeat=5)
+            secs = _timed(lambda s=s, bs=dev_batches: [s.gather(b) for b in bs], device, warmup=1, repeat=5)
             dist.barrier()
             st = s.stats()
             nbytes = sum(b.numel() for b in batches) * graph.row_bytes

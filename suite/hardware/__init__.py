@@ -35,8 +35,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Links", "HardwareError", "load_profile", "links_from_probe", "profile_names", "step_bytes",
-           "project_epoch", "PROFILE_DIR", "BACKING_MODELS"]
+__all__ = [
+    "BACKING_MODELS",
+    "PROFILE_DIR",
+    "HardwareError",
+    "Links",
+    "links_from_probe",
+    "load_profile",
+    "profile_names",
+    "project_epoch",
+    "step_bytes",
+]
 
 PROFILE_DIR = Path(__file__).parent
 BACKING_MODELS: tuple[str, ...] = ("zero-copy", "cpu-centric", "out-of-core")

@@ -71,12 +71,10 @@ def _brute_force_bypass_opt(seq: list[int], capacity: int, *, warm: bool = False
         for held, cost in best.items():
             cost += x not in held
             pool = held | {x}
-            for k in range(min(capacity, len(pool)) + 1):
+            for k in range(min(capacity, len(pool)) + 1):  # keep any subset: admit x or not, evict anything
                 for keep in itertools.combinations(sorted(pool), k):
                     s = frozenset(keep)
-                    if x not in held and x in s or s <= held or x in held:
-                        if s - held <= {x}:
-                            nxt[s] = min(nxt.get(s, 1 << 30), cost)
+                    nxt[s] = min(nxt.get(s, 1 << 30), cost)
         best = nxt
     return min(best.values())
 
@@ -315,7 +313,7 @@ def test_victim_index_is_fifo() -> None:
     v.push(torch.tensor([2]))  # 2 moves to the newest entry; its old entry dies
     v.push(torch.tensor([5]))
     assert (v.lookup(torch.tensor([2, 3, 4, 5])) >= 0).tolist() == [True, False, True, True]
-    keep, pos = v.push(torch.arange(5, 10))  # more than fit: the last three stay
+    keep, _ = v.push(torch.arange(5, 10))  # more than fit: the last three stay
     assert keep.tolist() == [2, 3, 4] and v.size == 3
     assert (v.lookup(torch.arange(10)) >= 0).nonzero().flatten().tolist() == [7, 8, 9]
 

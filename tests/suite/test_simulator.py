@@ -12,7 +12,15 @@ from kernels import registry
 from kernels.cache import PolicyConfig
 from suite.cli import main
 from suite.commands.trace import record_trace
-from suite.hardware import HardwareError, Links, links_from_probe, load_profile, profile_names, project_epoch, step_bytes
+from suite.hardware import (
+    HardwareError,
+    Links,
+    links_from_probe,
+    load_profile,
+    profile_names,
+    project_epoch,
+    step_bytes,
+)
 from suite.simulator import SimConfig, Trace, TraceError, simulate
 from tests.conftest import make_graph
 from workloads.batches import seed_batches
