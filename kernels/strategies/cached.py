@@ -58,6 +58,7 @@ class Cached(AccessStrategy):
         self._prefetched: tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None] | None = None
         self._copy_stream: torch.cuda.Stream | None = None
         self._static_extras: dict[str, object] = {}
+        self._pending: dict[tuple[str, str], torch.Tensor] = {}
         self.rank, self.world = 0, 1
 
     # ---- capabilities ---------------------------------------------------------------------------------------
@@ -181,8 +182,8 @@ class Cached(AccessStrategy):
             if self._serve is not None:
                 res = self._serve.serve(uniq, out, self._fetch)
                 served, step = res.served, res.step
-                self._count("hits", "device", int(mult[served & res.owner_self].sum()))
-                self._count("hits", "peer", int(mult[served & ~res.owner_self].sum()))
+                self._count("hits", "device", mult * (served & res.owner_self))
+                self._count("hits", "peer", mult * (served & ~res.owner_self))
                 self._stats.add_bytes("peer", res.peer_rows * rb)
                 self._stats.add_bytes("device", 2 * res.served_rows * rb)
                 self._extra("peer_control_bytes", res.control_bytes)
@@ -191,10 +192,10 @@ class Cached(AccessStrategy):
                 served = step.hit
                 hit_pos = torch.nonzero(served).flatten()
                 out[hit_pos] = self._rows[step.slots[hit_pos]]
-                self._count("hits", "device", int(mult[served].sum()))
+                self._count("hits", "device", mult * served)
                 self._stats.add_bytes("device", 2 * int(hit_pos.numel()) * rb)
             miss_pos = torch.nonzero(~served).flatten()
-            self._count("misses", "device", int(mult[miss_pos].sum()))
+            self._count("misses", "device", mult * ~served)
             if self._victim is not None:
                 miss_pos = self._victim_serve(uniq, miss_pos, out, mult)
             if miss_pos.numel():
@@ -235,8 +236,8 @@ class Cached(AccessStrategy):
             self._stats.add_bytes("host", (3 if self.device.type == "cuda" else 2) * n * rb)
             if self.device.type == "cuda":
                 self._stats.add_bytes("h2d", n * rb)
-        self._count("hits", "victim", int(mult[hit_pos].sum()))
-        self._count("misses", "victim", int(mult[miss_pos[~vh]].sum()))
+        self._count("hits", "victim", mult[hit_pos])
+        self._count("misses", "victim", mult[miss_pos[~vh]])
         return miss_pos[~vh]
 
     def _evict_to_victim(self, evicted_ids: torch.Tensor, evicted_slots: torch.Tensor) -> None:
@@ -337,15 +338,29 @@ class Cached(AccessStrategy):
             yield LoadedBatch(moved, feats, phase_s)
 
     # ---- counters -------------------------------------------------------------------------------------------
-    def _count(self, kind: str, tier: str, n: int) -> None:
-        table = self._stats.hits if kind == "hits" else self._stats.misses
-        table[tier] = table.get(tier, 0) + n
+    def _count(self, kind: str, tier: str, rows: torch.Tensor) -> None:
+        """Add ``rows.sum()`` to a hit/miss counter, kept on the device until ``stats()`` (no sync per gather)."""
+        key = (kind, tier)
+        total = rows.sum()
+        self._pending[key] = self._pending[key] + total if key in self._pending else total
+
+    def _settle(self) -> None:
+        """Fold the device-side hit/miss counters into the stats (one sync)."""
+        if not self._pending:
+            return
+        keys = list(self._pending)
+        values = torch.stack([self._pending[k].to(torch.int64) for k in keys]).tolist()
+        self._pending = {}
+        for (kind, tier), n in zip(keys, values):
+            table = self._stats.hits if kind == "hits" else self._stats.misses
+            table[tier] = table.get(tier, 0) + int(n)
 
     def _extra(self, key: str, n: int) -> None:
         self._stats.extras[key] = self._stats.extras.get(key, 0) + int(n)
 
     def stats(self) -> AccessStats:
         """This strategy's counters plus the backing path's bytes per tier; cache facts in ``extras``."""
+        self._settle()
         s = super().stats()
         b = self._backing.stats()
         for tier, nbytes in b.bytes_by_tier.items():
@@ -357,6 +372,7 @@ class Cached(AccessStrategy):
         return s
 
     def reset_stats(self) -> None:
+        self._pending = {}
         super().reset_stats()
         self._backing.reset_stats()
 
