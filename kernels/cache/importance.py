@@ -13,6 +13,8 @@ import torch
 from kernels.sampling import sample_blocks, validate_fanouts
 from kernels.types import GraphData
 
+_CHUNK = 1 << 26  # edges per bincount
+
 __all__ = ["degree_importance", "epoch_batches", "parse_fanouts", "presample_importance", "rank_by_importance"]
 
 
@@ -42,7 +44,10 @@ def degree_importance(graph: GraphData) -> torch.Tensor:
     A uniform neighbour sampler reaches a node through the lists that contain it, so this (not the out-degree) is
     the degree that predicts how hot a node's feature row is.
     """
-    return torch.bincount(graph.indices.to(torch.int64), minlength=graph.num_nodes)
+    counts = torch.zeros(graph.num_nodes, dtype=torch.int64)
+    for lo in range(0, graph.num_edges, _CHUNK):  # bounded memory for memory-mapped billion-edge graphs
+        counts += torch.bincount(graph.indices[lo: lo + _CHUNK], minlength=graph.num_nodes)
+    return counts
 
 
 def presample_importance(graph: GraphData, *, fanouts: Sequence[int], batch_size: int, batches: int,
