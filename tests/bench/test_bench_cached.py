@@ -1,0 +1,170 @@
+"""Benchmarks of the ``cached`` strategy (pytest-benchmark; timing only, no pass/fail on speed).
+
+- cached gather vs cpu-centric on the same sampled ids (CPU here; the GPU figures come from ``check --gpu``);
+- policy step throughput (ids per second) per policy;
+- the measured 2-rank partition run behind docs/results/cached_policies.md:
+  ``python -m tests.bench.test_bench_cached partition --workload WORKLOAD --steps N --fraction F``
+  runs 2 gloo ranks with ``placement=partition`` at cache fraction F and 1 rank at 2F on the same seeds, and prints
+  the measured hit rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from kernels import registry
+from kernels.cache import PolicyConfig, make_policy
+from kernels.cache.placement import initial_ids
+from kernels.sampling import sample_blocks
+
+POLICIES = ("degree", "presample", "lru", "clock", "hybrid", "belady")
+
+
+def _power_law_graph(tmp: Path):
+    from workloads.generate import GraphSpec
+    from workloads.graphs import ensure_store
+    from workloads.store import open_store
+
+    return open_store(ensure_store(GraphSpec(num_nodes=20_000, avg_degree=12, feat_dim=64, seed=3), tmp / "g",
+                                   name="bench"))
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory):
+    return _power_law_graph(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def batches(graph):
+    g = torch.Generator().manual_seed(0)
+    train = graph.train_ids
+    return [sample_blocks(graph.indptr, graph.indices, train[torch.randint(0, train.numel(), (256,), generator=g)],
+                          (10, 5), g).node_ids for _ in range(8)]
+
+
+@pytest.mark.parametrize("name,options", [
+    ("cpu-centric", {}),
+    ("cached", {"policy": "degree"}),
+    ("cached", {"policy": "lru"}),
+    ("cached", {"policy": "hybrid", "hybrid_lookahead": 0}),
+])
+def test_bench_gather(benchmark, graph, batches, name: str, options: dict) -> None:
+    if name == "cached":
+        options = {**options, "cache_fraction": 0.2, "presample_fanouts": "10,5", "presample_batch_size": 256}
+    s = registry.create(name, **options)
+    s.prepare(graph, torch.device("cpu"))
+    benchmark.pedantic(lambda: [s.gather(b) for b in batches], rounds=5, warmup_rounds=1)
+    st = s.stats()
+    nbytes = sum(b.numel() for b in batches) * graph.row_bytes
+    benchmark.extra_info.update(bytes_per_round=nbytes, hit_rate=st.hit_rate(), device="cpu",
+                                note="CPU only: the cache is host memory here; GPU figures: accessbench check --gpu")
+    if benchmark.stats is not None:
+        benchmark.extra_info["gbps_median"] = nbytes / benchmark.stats.stats.median / 1e9
+    assert torch.equal(s.gather(batches[0]), graph.features[batches[0]])
+    s.close()
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_bench_policy_step(benchmark, graph, batches, policy: str) -> None:
+    degree = torch.bincount(graph.indices.to(torch.int64), minlength=graph.num_nodes)
+    importance = {"degree": degree, "presample": degree}
+    cfg = PolicyConfig(presample_batches=8, hybrid_lookahead=4)
+    cap = graph.num_nodes // 5
+
+    def run() -> None:
+        init = initial_ids(policy, importance=importance, capacity=cap, rank=0, world=1, placement="replicate",
+                           config=cfg)
+        p = make_policy(policy, cap, graph.num_nodes, importance=importance, initial_ids=init, config=cfg)
+        if policy == "belady":
+            p.plan(batches)
+        elif policy == "hybrid":
+            p.hint(batches)
+        for b in batches:
+            p.step(b)
+
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    benchmark.extra_info["ids_per_round"] = sum(b.numel() for b in batches)
+
+
+# ---- the measured 2-rank partition run (a script, not a test) ---------------------------------------------------
+def _rank_batches(graph, workload, steps: int, rank: int, world: int) -> tuple[list[torch.Tensor], torch.Generator]:
+    from workloads.batches import seed_batches
+
+    seeds = list(seed_batches(graph, workload.batch_size, seed=workload.seed, steps=steps * world))
+    return seeds[rank::world], torch.Generator().manual_seed(workload.seed + rank)
+
+
+def _measure(rank: int, world: int, port: int, out: str, workload_name: str, steps: int, fraction: float,
+             policy: str) -> None:
+    import torch.distributed as dist
+
+    from workloads.config import load_workload
+    from workloads.graphs import materialise
+
+    torch.set_num_threads(1)
+    workload = load_workload(workload_name)
+    graph = materialise(workload)
+    if world > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        s = registry.create("cached", policy=policy, placement="partition", cache_fraction=fraction,
+                            presample_fanouts=",".join(map(str, workload.fanouts)),
+                            presample_batch_size=workload.batch_size)
+        s.prepare(graph, torch.device("cpu"))
+        seeds, gen = _rank_batches(graph, workload, steps, rank, world)
+        for loaded in s.load(seeds, workload.fanouts, generator=gen):
+            assert torch.equal(loaded.features, graph.features[loaded.batch.node_ids])
+        st = s.stats()
+        torch.save({"rows": st.rows, "hits": st.hits, "peer_bytes": st.bytes_by_tier.get("peer", 0)},
+                   Path(out) / f"rank{rank}.pt")
+        s.close()
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def _run(world: int, workload: str, steps: int, fraction: float, policy: str) -> dict:
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as out:
+        mp.spawn(_measure, args=(world, port, out, workload, steps, fraction, policy), nprocs=world, join=True)
+        res = [torch.load(Path(out) / f"rank{r}.pt") for r in range(world)]
+    rows = sum(r["rows"] for r in res)
+    return {"rows": rows, "hit_rate": sum(sum(r["hits"].values()) for r in res) / rows,
+            "peer_share": sum(r["hits"].get("peer", 0) for r in res) / rows,
+            "peer_bytes": sum(r["peer_bytes"] for r in res)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.test_bench_cached")
+    parser.add_argument("what", choices=["partition"])
+    parser.add_argument("--workload", default="docs/results/workloads/small-100k.toml")
+    parser.add_argument("--steps", type=int, default=64, help="batches per rank")
+    parser.add_argument("--fraction", type=float, default=0.05)
+    parser.add_argument("--policies", default="degree,lru,hybrid")
+    args = parser.parse_args(argv)
+    print("MEASURED (real cached strategy, gloo on CPU; 'device' caches are host memory)")
+    print("| policy | 2 ranks partition, cache/rank | hit rate | of which peer | 1 rank, 2x cache | hit rate |")
+    print("|---|---|---|---|---|---|")
+    for policy in args.policies.split(","):
+        two = _run(2, args.workload, args.steps, args.fraction, policy)
+        one = _run(1, args.workload, 2 * args.steps, 2 * args.fraction, policy)
+        print(f"| {policy} | {args.fraction:.0%} | {two['hit_rate']:.1%} | {two['peer_share']:.1%} | "
+              f"{2 * args.fraction:.0%} | {one['hit_rate']:.1%} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
