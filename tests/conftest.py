@@ -54,3 +54,19 @@ def tiny_store(tmp_path: Path) -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generated graphs go to a per-session temporary cache, never the user's."""
     monkeypatch.setenv("ACCESSBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def stored(graph: GraphData, path: Path) -> GraphData:
+    """``graph`` written as an on-disk store at ``path`` and opened again (features memory-mapped from the file)."""
+    from workloads.store import StoreWriter, open_store
+
+    with StoreWriter(path) as w:
+        w.append("indptr", graph.indptr)
+        w.append("indices", graph.indices)
+        w.append("features", graph.features)
+        if graph.labels is not None:
+            w.append("labels", graph.labels.to(torch.int64))
+        if graph.train_ids is not None:
+            w.append("train_ids", graph.train_ids.to(torch.int64))
+        w.finish(name=graph.name, num_classes=graph.num_classes)
+    return open_store(path)

@@ -7,7 +7,7 @@ import torch
 
 from kernels import registry
 from kernels.errors import InvalidIds
-from tests.conftest import make_graph
+from tests.conftest import make_graph, stored
 
 DEVICE = torch.device("cpu")
 AVAILABLE = [n for n, (ok, _) in registry.availability().items() if ok]
@@ -27,8 +27,8 @@ def any_strategy_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("width", [1, 3, 16, 129, 1024])
-def test_gather_is_exact(strategy_name: str, dtype: torch.dtype, width: int) -> None:
-    graph = make_graph(num_nodes=257, feat_dim=width, dtype=dtype, seed=width)
+def test_gather_is_exact(strategy_name: str, dtype: torch.dtype, width: int, tmp_path) -> None:
+    graph = stored(make_graph(num_nodes=257, feat_dim=width, dtype=dtype, seed=width), tmp_path / "g")
     with registry.create(strategy_name) as s:
         s.prepare(graph, DEVICE)
         for seed in range(3):  # fresh ids each time: unsorted, with duplicates
@@ -39,7 +39,8 @@ def test_gather_is_exact(strategy_name: str, dtype: torch.dtype, width: int) -> 
             assert torch.equal(out.cpu(), graph.features[ids])
 
 
-def test_gather_edge_cases(strategy_name: str, small_graph) -> None:
+def test_gather_edge_cases(strategy_name: str, small_graph, tmp_path) -> None:
+    small_graph = stored(small_graph, tmp_path / "g")
     with registry.create(strategy_name) as s:
         s.prepare(small_graph, DEVICE)
         empty = s.gather(torch.empty(0, dtype=torch.int64))
@@ -55,7 +56,8 @@ def test_gather_edge_cases(strategy_name: str, small_graph) -> None:
                 s.gather(bad)
 
 
-def test_stats_count_rows_and_bytes(strategy_name: str, small_graph) -> None:
+def test_stats_count_rows_and_bytes(strategy_name: str, small_graph, tmp_path) -> None:
+    small_graph = stored(small_graph, tmp_path / "g")
     with registry.create(strategy_name) as s:
         s.prepare(small_graph, DEVICE)
         s.gather(torch.arange(10))
@@ -67,7 +69,8 @@ def test_stats_count_rows_and_bytes(strategy_name: str, small_graph) -> None:
         assert sum(st.bytes_by_tier.values()) >= st.bytes_needed
 
 
-def test_load_yields_exact_batches(strategy_name: str, small_graph) -> None:
+def test_load_yields_exact_batches(strategy_name: str, small_graph, tmp_path) -> None:
+    small_graph = stored(small_graph, tmp_path / "g")
     seeds = [torch.arange(i, i + 16) for i in range(0, 64, 16)]
     with registry.create(strategy_name) as s:
         s.prepare(small_graph, DEVICE)
@@ -127,8 +130,8 @@ def test_store_backed_features_are_exact(strategy_name: str, tiny_store) -> None
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_gather_is_exact_on_gpu(any_strategy_name: str, dtype: torch.dtype) -> None:
-    graph = make_graph(num_nodes=1000, feat_dim=100, dtype=dtype)
+def test_gather_is_exact_on_gpu(any_strategy_name: str, dtype: torch.dtype, tmp_path) -> None:
+    graph = stored(make_graph(num_nodes=1000, feat_dim=100, dtype=dtype), tmp_path / "g")
     device = torch.device("cuda")
     with registry.create(any_strategy_name) as s:
         s.prepare(graph, device)
