@@ -132,9 +132,7 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         rec.num_nodes, rec.num_edges, rec.feat_dim = graph.num_nodes, graph.num_edges, graph.feat_dim
         rec.dtype, rec.row_bytes = dtype_name(graph.dtype), graph.row_bytes
         stage("setup")
-        options = dict(wl.options.get(cfg.strategy, {}))
-        if wl.memory_budget_bytes is not None and "memory_budget_bytes" in registry.option_fields(cfg.strategy):
-            options.setdefault("memory_budget_bytes", wl.memory_budget_bytes)
+        options = workload_options(cfg.strategy, wl)
         options.update(cfg.options)
         strategy = _in_phase("setup", lambda: registry.create(cfg.strategy, **options))
         trace_dir = Path(settings.trace_dir) if settings.trace_dir else None
@@ -195,6 +193,25 @@ def _fill_phases(rec: Record, per_step: list[dict[str, float]], strategy: Access
         setattr(rec, f"{phase}_s_p90", p90)
     if rec.mode != "sample" and rec.transfer_s is None and not strategy.has_transfer_phase:
         rec.notes.append("transfer_s null: this strategy has no separate host-to-device phase on this device")
+
+
+#: Strategy options that default to a property of the workload when the strategy has them and nobody set them.
+WORKLOAD_DEFAULTS: dict[str, Callable[[Workload], Any]] = {
+    "memory_budget_bytes": lambda wl: wl.memory_budget_bytes,
+    "presample_fanouts": lambda wl: ",".join(str(f) for f in wl.fanouts),
+    "presample_batch_size": lambda wl: wl.batch_size,
+}
+
+
+def workload_options(strategy: str, wl: Workload) -> dict[str, Any]:
+    """The workload's options for ``strategy`` (its ``[options.<strategy>]`` table), plus workload-derived defaults."""
+    options = dict(wl.options.get(strategy, {}))
+    fields = registry.option_fields(strategy)
+    for key, derive in WORKLOAD_DEFAULTS.items():
+        value = derive(wl)
+        if key in fields and key not in options and value is not None:
+            options[key] = value
+    return options
 
 
 def _sync_current_stream(device: torch.device) -> None:

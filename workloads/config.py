@@ -81,10 +81,9 @@ class Workload:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define what is measured (used in config keys); excludes the description."""
+        """The fields that define what is measured (used in config keys, options included); not the description."""
         d = dataclasses.asdict(self)
         d.pop("description", None)
-        d.pop("options", None)
         return d
 
 
