@@ -65,7 +65,8 @@ class DiskTotals:
             stats.hits[tier] = stats.hits.get(tier, 0) + n
         for tier in caches:
             stats.hits.setdefault(tier, 0)
-        stats.misses["disk"] = stats.misses.get("disk", 0) + delta.disk_rows
+        if caches or delta.hits:  # with no cache tier there is no hit rate to report (null, not 0)
+            stats.misses["disk"] = stats.misses.get("disk", 0) + delta.disk_rows
         for tier, n in delta.bytes.items():
             stats.add_bytes(tier, n)
         k = delta.kernel
