@@ -133,8 +133,9 @@ class AccessStrategy(abc.ABC):
                 batch = self.blocks_to_device(batch)
             yield LoadedBatch(batch, feats, phase_s)
 
-    def blocks_to_device(self, batch: SampledBatch) -> SampledBatch:
-        """Move a batch sampled on ``sample_device`` to the compute device (timed as ``transfer``, counted h2d)."""
+    def blocks_to_device(self, batch: SampledBatch, *, stats: AccessStats | None = None) -> SampledBatch:
+        """Move a batch sampled on ``sample_device`` to the compute device (timed as ``transfer``, counted h2d
+        into ``stats``, default the strategy's own counters)."""
         if batch.node_ids.device == self.device:
             return batch
         with self.phase("transfer"):
@@ -149,7 +150,7 @@ class AccessStrategy(abc.ABC):
             )
         if self.device.type == "cuda" and batch.node_ids.device.type == "cpu":
             nbytes = sum(b.edge_index.numel() for b in batch.blocks) * 8 + (batch.seeds.numel() + batch.node_ids.numel()) * 8
-            self._stats.add_bytes("h2d", nbytes)
+            (stats if stats is not None else self._stats).add_bytes("h2d", nbytes)
         return moved
 
     # ---- counters -----------------------------------------------------------------------------------------------

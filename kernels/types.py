@@ -148,6 +148,18 @@ class AccessStats:
         self.rows += int(rows)
         self.bytes_needed += int(rows) * int(row_bytes)
 
+    def merge(self, other: AccessStats) -> None:
+        """Add ``other``'s counters into these (a batch's delta applied when the batch is consumed)."""
+        self.rows += other.rows
+        self.bytes_needed += other.bytes_needed
+        for tier, n in other.bytes_by_tier.items():
+            self.bytes_by_tier[tier] = self.bytes_by_tier.get(tier, 0) + n
+        for mine, theirs in ((self.hits, other.hits), (self.misses, other.misses)):
+            for tier, n in theirs.items():
+                mine[tier] = mine.get(tier, 0) + n
+        if other.io_ops is not None:
+            self.io_ops = (self.io_ops or 0) + other.io_ops
+
     def hit_rate(self) -> float | None:
         """Fraction of requested rows served by any cache tier; None where the strategy has no cache."""
         if not self.hits and not self.misses:

@@ -22,7 +22,7 @@ from kernels.device import cuda_available
 from kernels.errors import InvalidOptions, StrategyUnavailable
 from kernels.registry import register
 from kernels.sampling import sample_blocks
-from kernels.types import GraphData, SampledBatch
+from kernels.types import AccessStats, GraphData, SampledBatch
 
 __all__ = ["CpuCentric"]
 
@@ -123,21 +123,28 @@ class CpuCentric(AccessStrategy):
             torch.cuda.current_stream(self.device).wait_event(event)
         return feats
 
-    def _gather_async(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    def _gather_async(self, ids: torch.Tensor, stats: AccessStats | None = None
+                      ) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        """Gather (and on CUDA start the copy of) ``ids``; counters go to ``stats`` (default: the strategy's)."""
         g = self._require_prepared()
-        ids = check_ids(ids.cpu(), g.num_nodes)
-        n, dim = ids.numel(), g.feat_dim
-        self._stats.count_rows(n, g.row_bytes)
-        nbytes = n * g.row_bytes
+        st = stats if stats is not None else self._stats
+        dim = g.feat_dim
         if self.device.type != "cuda":
             with self.phase("gather"):
+                ids = check_ids(ids.cpu(), g.num_nodes)
                 out = torch.index_select(g.features, 0, ids)
-            self._stats.add_bytes("host", 2 * nbytes)  # read the table, write the result
+            n = ids.numel()
+            st.count_rows(n, g.row_bytes)
+            st.add_bytes("host", 2 * n * g.row_bytes)  # read the table, write the result
             return out, None
         assert self._staging is not None and self._copy_stream is not None
-        slot, staged = self._staging.acquire(n, dim, g.dtype)
         with self.phase("gather"):
+            ids = check_ids(ids.cpu(), g.num_nodes)
+            n = ids.numel()
+            slot, staged = self._staging.acquire(n, dim, g.dtype)
             torch.index_select(g.features, 0, ids, out=staged)
+        nbytes = n * g.row_bytes
+        st.count_rows(n, g.row_bytes)
         with self.phase("transfer"):
             out = torch.empty((n, dim), dtype=g.dtype, device=self.device)
             ready = torch.cuda.Event()
@@ -151,8 +158,8 @@ class CpuCentric(AccessStrategy):
             self._staging.events[slot] = done
             torch.cuda.current_stream(self.device).wait_event(done)
         # host traffic: read the table, write staging, DMA read of staging
-        self._stats.add_bytes("host", 3 * nbytes)
-        self._stats.add_bytes("h2d", nbytes)
+        st.add_bytes("host", 3 * nbytes)
+        st.add_bytes("h2d", nbytes)
         return out, done
 
     def load(
@@ -223,12 +230,13 @@ class _Prefetcher:
             for seeds in seeds_iter:
                 if self.stop_flag.is_set():
                     return
+                delta = AccessStats()  # this batch's counters, applied when the consumer takes it
                 with s.collect_phases() as phase_s:
                     with s.phase("sample"):
                         batch = s.sample(seeds, fanouts, generator=generator)
-                    feats, event = s._gather_async(batch.node_ids)
-                    batch = s.blocks_to_device(batch)
-                if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), event)):
+                    feats, event = s._gather_async(batch.node_ids, delta)
+                    batch = s.blocks_to_device(batch, stats=delta)
+                if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), event, delta)):
                     return
             self._put(self._DONE)
         except BaseException as exc:  # handed to the consumer, re-raised there
@@ -241,7 +249,8 @@ class _Prefetcher:
                 return
             if isinstance(item, BaseException):
                 raise item
-            loaded, event = item  # type: ignore[misc]
+            loaded, event, delta = item  # type: ignore[misc]
+            self.strategy._stats.merge(delta)
             if event is not None:
                 main = torch.cuda.current_stream(self.strategy.device)
                 main.wait_event(event)

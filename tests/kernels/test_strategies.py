@@ -143,3 +143,25 @@ def test_gather_is_exact_on_gpu(any_strategy_name: str, dtype: torch.dtype, tmp_
         for lb in s.load([torch.arange(0, 64), torch.arange(64, 128)], [5, 5], generator=gen):
             assert lb.features.device.type == "cuda"
             assert torch.equal(lb.features.cpu(), graph.features[lb.batch.node_ids.cpu()])
+
+
+def test_cpu_centric_prefetch_counts_only_consumed_batches(small_graph) -> None:
+    """Counters cover exactly the batches handed out after reset_stats, however far the prefetcher ran ahead."""
+    seeds = [torch.arange(i, i + 8) for i in range(0, 96, 8)]
+
+    def rows_after_reset(**opts) -> tuple[int, int]:
+        with registry.create("cpu-centric", **opts) as s:
+            s.prepare(small_graph, DEVICE)
+            it = s.load(seeds, [5, 2], generator=torch.Generator().manual_seed(3))
+            for _ in range(2):  # "warm-up"
+                next(it)
+            s.reset_stats()
+            expected = sum(next(it).features.shape[0] for _ in range(6))
+            st = s.stats()
+            it.close()
+            return st.rows, expected
+
+    got, expected = rows_after_reset()
+    assert got == expected
+    got_pre, expected_pre = rows_after_reset(prefetch=4, threads=1)
+    assert got_pre == expected_pre == expected
