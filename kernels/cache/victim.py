@@ -85,12 +85,14 @@ class VictimBuffer:
         """Bytes of the host ring."""
         return self.rows.numel() * self.rows.element_size()
 
-    def read(self, positions: torch.Tensor, device: torch.device, *,
-             stream: torch.cuda.Stream | None = None) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    def read(self, positions: torch.Tensor, device: torch.device, *, stream: torch.cuda.Stream | None = None,
+             start: torch.cuda.Event | None = None) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """Rows at ring ``positions`` on ``device``, and (CUDA) the event their copy completes at.
 
         On CUDA the rows are gathered on the CPU into pinned staging and copied on ``stream`` (default: the current
-        stream); the caller makes its stream wait on the event before using them.
+        stream); the caller makes its stream wait on the event before using them. With ``start`` (an event created
+        with ``enable_timing=True``) the copy is bracketed by ``start`` and the returned event, so
+        ``start.elapsed_time(done)`` is the copy's milliseconds.
         """
         positions = positions.cpu()
         if device.type != "cuda":
@@ -104,8 +106,10 @@ class VictimBuffer:
         torch.index_select(self.rows, 0, positions, out=staged)
         stream = stream if stream is not None else torch.cuda.current_stream(device)
         with torch.cuda.stream(stream):
+            if start is not None:
+                start.record(stream)
             out = staged.to(device, non_blocking=True)
-            done = torch.cuda.Event()
+            done = torch.cuda.Event(enable_timing=start is not None)
             done.record(stream)
         self._staged = done
         return out, done

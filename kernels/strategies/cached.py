@@ -12,12 +12,13 @@ without CUDA the "device" cache is host memory, and ``stats().extras["cache_memo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from kernels import registry
-from kernels.base import AccessStrategy, LoadedBatch, check_ids
+from kernels.base import check_ids
+from kernels.cache.ahead import LookaheadLoading, Prefetch
 from kernels.cache.distributed import Exchange, PartitionedServe
 from kernels.cache.importance import degree_importance, parse_fanouts, presample_importance
 from kernels.cache.options import BACKINGS, DEFAULT_CACHE_FRACTION, CachedOptions, parse_backing_options
@@ -36,7 +37,7 @@ _FILL_CHUNK = 1 << 16
 
 
 @register("cached")
-class Cached(AccessStrategy):
+class Cached(LookaheadLoading):
     """A device cache of hot rows over a backing strategy; replicated or partitioned across ranks."""
 
     Options = CachedOptions
@@ -55,7 +56,6 @@ class Cached(AccessStrategy):
         self._rows: torch.Tensor | None = None
         self._serve: PartitionedServe | None = None
         self._victim: VictimBuffer | None = None
-        self._prefetched: tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None] | None = None
         self._copy_stream: torch.cuda.Stream | None = None
         self._static_extras: dict[str, object] = {}
         self._pending: dict[tuple[str, str], torch.Tensor] = {}
@@ -172,10 +172,10 @@ class Cached(AccessStrategy):
         """Cache hits from device memory (or a peer's shard), misses from the victim ring or the backing path."""
         g = self._require_prepared()
         assert self._policy is not None and self._rows is not None
-        ids = check_ids(ids.to(self.device), g.num_nodes)
         rb = g.row_bytes
-        self._stats.count_rows(ids.numel(), rb)
-        with self.phase("gather"):
+        with self.phase("gather"):  # moving and validating the ids is part of the gather, as in every strategy
+            ids = check_ids(ids.to(self.device), g.num_nodes)
+            self._stats.count_rows(ids.numel(), rb)
             uniq, inv = unique_first_occurrence(ids)
             mult = torch.bincount(inv, minlength=uniq.numel())
             out = torch.empty((uniq.numel(), g.feat_dim), dtype=g.dtype, device=self.device)
@@ -223,8 +223,8 @@ class Cached(AccessStrategy):
         prefetched, self._prefetched = self._prefetched, None
         if hit_pos.numel():
             # an id's ring row is always its feature row, so rows prefetched for the same ids are exact
-            if prefetched is not None and torch.equal(prefetched[0], uniq[hit_pos]):
-                rows, event = prefetched[1], prefetched[2]
+            if prefetched is not None and torch.equal(prefetched.ids, uniq[hit_pos]):
+                rows, event = prefetched.rows, prefetched.done
                 self._extra("victim_prefetched_rows", int(ring_pos.numel()))
             else:
                 rows, event = self._victim.read(ring_pos, self.device)
@@ -252,7 +252,9 @@ class Cached(AccessStrategy):
         """Start copying the victim-ring rows the coming batch (``node_ids``) will hit; returns how many rows.
 
         Exact only if nothing else touches the cache before that batch's ``gather`` (``load()`` guarantees it).
+        On CUDA the copy runs on a side stream, bracketed by timing events (``load()`` reports its seconds).
         """
+        self._prefetched = None
         if self._victim is None or self._serve is not None or self._policy is None:
             return 0
         uniq = unique_first_occurrence(node_ids.to(self.device))[0]
@@ -261,10 +263,10 @@ class Cached(AccessStrategy):
         found = vpos >= 0
         ring_pos = vpos[found]
         if ring_pos.numel() == 0:
-            self._prefetched = None
             return 0
-        rows, event = self._victim.read(ring_pos, self.device, stream=self._copy_stream)
-        self._prefetched = (miss[found], rows, event)
+        start = torch.cuda.Event(enable_timing=True) if self.device.type == "cuda" else None
+        rows, done = self._victim.read(ring_pos, self.device, stream=self._copy_stream, start=start)
+        self._prefetched = Prefetch(miss[found], rows, done, start)
         return int(ring_pos.numel())
 
     def plan(self, trace: Sequence[torch.Tensor]) -> None:
@@ -291,51 +293,6 @@ class Cached(AccessStrategy):
         self._policy.hint([self._serve.plan_batch(uniq) if self._serve is not None else uniq])
         if auto and self._serve is not None:  # every shard looks equally far ahead (ranks sample in lockstep)
             self._policy.lookahead = self._serve.ex.max_int(self._policy.lookahead)
-
-    # ---- pipelined loading -------------------------------------------------------------------------------------
-    def load(
-        self, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int], *, generator: torch.Generator
-    ) -> Iterator[LoadedBatch]:
-        """Sample ahead (a superbatch for belady, one batch when prefetching victims), then gather in order."""
-        belady = isinstance(self._policy, BeladyPolicy)
-        hinted = isinstance(self._policy, HybridPolicy) and self._policy.lookahead != 0
-
-        def ahead() -> int:  # batches to hold sampled: the current one and those looked ahead at
-            if belady:
-                return self.options.superbatch
-            window = self._policy.lookahead if hinted else 0  # -1 (auto) until the first batch fixes it
-            return max(window + 1 if window > 0 else 1 if window < 0 else 0, 2 if self._victim else 0)
-
-        if ahead() == 0:
-            yield from super().load(seed_batches, fanouts, generator=generator)
-            return
-        seeds_iter = iter(seed_batches)
-        pending: list[tuple[SampledBatch, dict[str, float]]] = []
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < ahead():
-                seeds = next(seeds_iter, None)
-                if seeds is None:
-                    exhausted = True
-                    break
-                with self.collect_phases() as phase_s, self.phase("sample"):
-                    batch = self.sample(seeds, fanouts, generator=generator)
-                pending.append((batch, phase_s))
-                if hinted:
-                    self.hint(batch.node_ids)
-            if not pending:
-                return
-            if belady and self._policy.planned_left == 0:
-                self.plan([b.node_ids for b, _ in pending])
-            batch, phase_s = pending.pop(0)
-            with self.collect_phases() as more:
-                feats = self.gather(batch.node_ids)
-                moved = self.blocks_to_device(batch)
-                if self._victim is not None and pending and not (belady and self._policy.planned_left == 0):
-                    self._extra("victim_prefetch_rows", self.prefetch_victims(pending[0][0].node_ids))
-            for key, value in more.items():
-                phase_s[key] = phase_s.get(key, 0.0) + value
-            yield LoadedBatch(moved, feats, phase_s)
 
     # ---- counters -------------------------------------------------------------------------------------------
     def _count(self, kind: str, tier: str, rows: torch.Tensor) -> None:
@@ -365,6 +322,8 @@ class Cached(AccessStrategy):
         b = self._backing.stats()
         for tier, nbytes in b.bytes_by_tier.items():
             s.add_bytes(tier, nbytes)
+        for tier, nbytes in self._deferred.items():  # minus what batches sampled ahead but not yet consumed counted
+            s.add_bytes(tier, nbytes)
         s.io_ops = b.io_ops
         s.extras.update(self._static_extras)
         s.extras["backing_rows"] = b.rows
@@ -372,6 +331,7 @@ class Cached(AccessStrategy):
         return s
 
     def reset_stats(self) -> None:
+        """Zero the counters (the backing's too); batches already sampled ahead count when consumed."""
         self._pending = {}
         super().reset_stats()
         self._backing.reset_stats()
