@@ -3,7 +3,8 @@ against ``cpu-centric`` and ``zero-copy`` on the same ids (the torch-quiver comp
 partitioned placement across two ranks (NCCL).
 
 Everything is measured here: CUDA events around each gather after warm-up, the median and p10/p90 over repeats, and
-bytes counted as rows delivered x row bytes. A figure that cannot be measured is None with the reason.
+bytes counted as rows delivered x row bytes. A figure that cannot be measured is None with the reason; a part that
+fails becomes a row saying why, and the rows measured before it are kept.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kernels.cache.policies import POLICIES, BeladyPolicy, HybridPolicy
 from kernels.sampling import sample_blocks
 from kernels.types import GraphData
 from suite.gpu_checks import CheckRow, GpuCheckContext
+from suite.gpu_checks._timing import spread
 
 __all__ = ["ORDER", "SECTION", "measure", "run"]
 
@@ -80,11 +82,6 @@ def _timed(fn: Callable[[], object], device: torch.device, *, warmup: int, repea
     return times
 
 
-def _quantiles(values: list[float]) -> tuple[float, float, float]:
-    s = sorted(values)
-    return statistics.median(s), s[int(0.1 * (len(s) - 1))], s[round(0.9 * (len(s) - 1))]
-
-
 def _drive(strategy, batches: list[torch.Tensor], device: torch.device) -> None:
     """Gather every batch in order, handing look-ahead policies their plan or hints first."""
     policy = strategy.policy
@@ -104,15 +101,23 @@ def measure(graph: GraphData, batches: list[torch.Tensor], device: torch.device,
     case = f"{graph.num_nodes:,} nodes, {graph.row_bytes} B rows, {len(batches)} sampled batches, cache {FRACTION:.0%}"
     pre = {"presample_fanouts": ",".join(map(str, fanouts)), "presample_batch_size": batch_size}
     rates: dict[str, float | None] = {}
+    failed: dict[str, str] = {}
     for policy in POLICIES:
-        s = registry.create("cached", policy=policy, cache_fraction=FRACTION, **pre)
-        s.prepare(graph, device)
-        _drive(s, batches, device)
-        rates[policy] = s.stats().hit_rate()
-        s.close()
+        s = None
+        try:
+            s = registry.create("cached", policy=policy, cache_fraction=FRACTION, **pre)
+            s.prepare(graph, device)
+            _drive(s, batches, device)
+            rates[policy] = s.stats().hit_rate()
+        except Exception as exc:  # noqa: BLE001 - one policy failing must not hide the others' rates
+            rates[policy], failed[policy] = None, f"failed: {_reason(exc)}"
+        finally:
+            if s is not None:
+                s.close()
     for policy in POLICIES:
         rows.append(CheckRow(SECTION, case, f"cached/{policy}", "hit rate", rates[policy],
-                             reference=rates["belady"], reference_name="belady (look-ahead optimum)"))
+                             reference=rates["belady"], reference_name="belady (look-ahead optimum)",
+                             note=failed.get(policy, "")))
     nbytes = sum(b.numel() for b in batches) * graph.row_bytes
     gbps: dict[str, tuple[float, float, float] | None] = {}
     notes: dict[str, str] = {}
@@ -128,11 +133,16 @@ def measure(graph: GraphData, batches: list[torch.Tensor], device: torch.device,
         except Exception as exc:  # noqa: BLE001 - an unavailable path is reported, not fatal
             gbps[label], notes[label] = None, f"not measured: {exc}"
             continue
-        dev_batches = [b.to(device) for b in batches]
-        secs = _timed(lambda s=s, bs=dev_batches: [s.gather(b) for b in bs], device, warmup=warmup, repeat=repeat)
-        med, p10, p90 = _quantiles(secs)
-        gbps[label] = (nbytes / med / 1e9, nbytes / p90 / 1e9, nbytes / p10 / 1e9)
-        s.close()
+        try:
+            dev_batches = [b.to(device) for b in batches]
+            secs = _timed(lambda s=s, bs=dev_batches: [s.gather(b) for b in bs], device, warmup=warmup,
+                          repeat=repeat)
+            med, p10, p90 = spread(secs)
+            gbps[label] = (nbytes / med / 1e9, nbytes / p90 / 1e9, nbytes / p10 / 1e9)
+        except Exception as exc:  # noqa: BLE001 - keep the other paths' numbers
+            gbps[label], notes[label] = None, f"failed: {_reason(exc)}"
+        finally:
+            s.close()
     base = gbps.get("cpu-centric")
     for label, value in gbps.items():
         ref = base[0] if base is not None and label.startswith("cached") else None
@@ -167,7 +177,7 @@ def _partition_worker(rank: int, world: int, port: int, out: str, graph_path: st
             dist.barrier()
             st = s.stats()
             nbytes = sum(b.numel() for b in batches) * graph.row_bytes
-            med, p10, p90 = _quantiles(secs)
+            med, p10, p90 = spread(secs)
             result[placement] = {"hit_rate": st.hit_rate(), "peer_hits": st.hits.get("peer", 0), "rows": st.rows,
                                  "gbps": [nbytes / med / 1e9, nbytes / p90 / 1e9, nbytes / p10 / 1e9]}
             s.close()
@@ -205,10 +215,27 @@ def _partition_rows(ctx: GpuCheckContext, graph: GraphData, wl: Any) -> list[Che
     return rows
 
 
+def _reason(exc: BaseException) -> str:
+    """One line: the exception type and its message's last line (a spawned rank's error ends its traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
+
+
 def run(ctx: GpuCheckContext) -> list[CheckRow]:
-    """Hit rates and gather throughput on one GPU; the partitioned placement where two GPUs exist."""
+    """Hit rates and gather throughput on one GPU; the partitioned placement where two GPUs exist.
+
+    A part that fails (the 2-GPU NCCL part above all: spawned processes, rendezvous, a second device) becomes one row
+    saying why; the rows measured before it are returned with it.
+    """
     graph, wl = _graph(ctx)
     batches = _batches(graph, wl.batch_size, wl.fanouts, 6 if ctx.quick else 16, seed=7)
     rows = measure(graph, batches, ctx.device, fanouts=wl.fanouts, batch_size=wl.batch_size,
                    repeat=3 if ctx.quick else 7)
-    return rows + _partition_rows(ctx, graph, wl)
+    if ctx.device.type == "cuda":
+        torch.cuda.empty_cache()  # the spawned ranks need the memory the single-GPU part cached
+    try:
+        rows += _partition_rows(ctx, graph, wl)
+    except Exception as exc:  # noqa: BLE001 - keep the single-GPU rows already measured
+        rows.append(CheckRow(SECTION, f"2 ranks (NCCL), degree cache {FRACTION:.0%} per GPU: failed",
+                             "cached/partition", "-", None, note=_reason(exc)))
+    return rows

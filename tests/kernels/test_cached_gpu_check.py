@@ -3,10 +3,13 @@ under ``accessbench check --gpu``)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from suite.gpu_checks import GpuCheckContext, discover
+from suite.gpu_checks import cached as section
 from suite.gpu_checks.cached import SECTION, _batches, measure, run
 from tests.conftest import make_graph
 
@@ -27,6 +30,39 @@ def test_measure_on_cpu() -> None:
     assert speed["cpu-centric"].value > 0 and speed["cached/degree+cpu-centric"].value > 0
     assert speed["cached/degree+cpu-centric"].reference == speed["cpu-centric"].value
     assert speed["zero-copy"].value is None and "not measured" in speed["zero-copy"].note
+
+
+def test_a_failing_two_gpu_part_keeps_the_single_gpu_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = make_graph(600, 8, seed=3)
+    monkeypatch.setattr(section, "_graph", lambda ctx: (graph, SimpleNamespace(batch_size=16, fanouts=(4, 4))))
+
+    def nccl_fails(ctx, graph, wl):
+        raise RuntimeError("process 1 terminated with the following error:\nTraceback ...\nNCCL error: unhandled")
+
+    monkeypatch.setattr(section, "_partition_rows", nccl_fails)
+    rows = run(GpuCheckContext(device=torch.device("cpu"), quick=True))
+    measured = [r for r in rows if r.metric in ("hit rate", "GB/s")]
+    assert len(measured) == 6 + 4 and any(r.value for r in measured)
+    failed = rows[-1]
+    assert failed.value is None and "failed" in failed.case
+    assert failed.note == "RuntimeError: NCCL error: unhandled"
+
+
+def test_a_failing_policy_becomes_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = make_graph(400, 8, seed=5)
+    batches = _batches(graph, 16, (4, 4), 3, seed=1)
+    real = section._drive
+
+    def drive(strategy, batches, device):
+        if strategy.options.policy == "clock":
+            raise MemoryError("out of memory")
+        real(strategy, batches, device)
+
+    monkeypatch.setattr(section, "_drive", drive)
+    rows = measure(graph, batches, torch.device("cpu"), fanouts=(4, 4), batch_size=16, warmup=0, repeat=2)
+    rates = {r.strategy: r for r in rows if r.metric == "hit rate"}
+    assert rates["cached/clock"].value is None and "MemoryError: out of memory" in rates["cached/clock"].note
+    assert rates["cached/lru"].value is not None
 
 
 @pytest.mark.gpu
