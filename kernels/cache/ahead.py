@@ -153,10 +153,11 @@ class LookaheadLoading(AccessStrategy):
         before = dict(self._backing._stats.bytes_by_tier)  # the counters themselves: a backing's stats() may sync
         with self.collect_phases() as phase_s, self.phase("sample"):
             batch = self.sample(seeds, fanouts, generator=generator)
-            t0 = time.perf_counter()
+            plan_s = 0.0
             if hint:
+                t0 = time.perf_counter()
                 self.hint(batch.node_ids)
-            plan_s = time.perf_counter() - t0
+                plan_s = time.perf_counter() - t0
         after = self._backing._stats.bytes_by_tier
         delta = {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)}
         for tier, n in delta.items():

@@ -97,6 +97,8 @@ def test_victim_prefetch_is_timed_with_the_batch_it_serves(policy: str) -> None:
         assert torch.equal(b.features, graph.features[b.batch.node_ids])
     st = s.stats()
     assert st.extras["victim_prefetch_rows"] >= st.extras.get("victim_prefetched_rows", 0) > 0
+    if policy == "lru":
+        assert "plan_s" not in st.extras  # nothing planned or hinted
     s.close()
 
 
