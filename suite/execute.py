@@ -25,7 +25,7 @@ from kernels.device import resolve_device, synchronize
 from kernels.errors import AccessBenchError
 from kernels.types import GraphData
 from suite.envstamp import environment
-from suite.measure import StepBody, measure, profile_pass
+from suite.measure import StepBody, finish_idle, measure, profile_pass
 from suite.records import PHASE_FIELDS, Record, config_key
 from suite.telemetry import Telemetry, TelemetrySettings
 from suite.telemetry.heartbeat import Heartbeat
@@ -214,6 +214,10 @@ def workload_options(strategy: str, wl: Workload) -> dict[str, Any]:
     return options
 
 
+#: Key under which a step body reports the rows it delivered (not a phase; ignored by the phase statistics).
+ROWS_KEY = "_rows"
+
+
 def _sync_current_stream(device: torch.device) -> None:
     """Wait for the work queued on this thread's current stream only (no-op on the CPU)."""
     if device.type == "cuda":
@@ -238,13 +242,24 @@ def _fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> 
         rec.iops = float(st.extras["iops"])
     elif st.io_ops is not None and data_s:
         rec.iops = st.io_ops / data_s
-    if data_s and data_s > 0 and st.rows:
-        rec.rows_per_s = st.rows / data_s
-        rec.feature_gbps = st.bytes_needed / data_s / 1e9
 
 
-def _measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody) -> list[dict[str, float]]:
-    return measure(rec, telemetry, steps, body)
+def _measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
+             defer_idle: bool = False) -> list[dict[str, float]]:
+    return measure(rec, telemetry, steps, body, defer_idle=defer_idle)
+
+
+def _fill_rates(rec: Record, per_step: list[dict[str, float]], row_bytes: int) -> None:
+    """Per-step delivery rates (rows of the step / its gather + transfer seconds): median and p10/p90."""
+    rows_rates, byte_rates = [], []
+    for s in per_step:
+        data_s = s.get("gather", 0.0) + s.get("transfer", 0.0)
+        rows = s.get(ROWS_KEY)
+        if rows and data_s > 0:
+            rows_rates.append(rows / data_s)
+            byte_rates.append(rows * row_bytes / data_s / 1e9)
+    rec.rows_per_s, rec.rows_per_s_p10, rec.rows_per_s_p90 = summarise(rows_rates)
+    rec.feature_gbps, rec.feature_gbps_p10, rec.feature_gbps_p90 = summarise(byte_rates)
 
 
 def _warmup(telemetry: Telemetry, mode: str, steps: int, body: StepBody) -> None:
@@ -277,6 +292,7 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
             out = strategy.gather(ids)
             synchronize(device)
         ph["step"] = time.perf_counter() - t0
+        ph[ROWS_KEY] = float(out.shape[0])
         return ph
 
     _warmup(telemetry, "gather", wl.warmup_steps, one)
@@ -292,6 +308,7 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     _fill_phases(rec, per_step, strategy)
     data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
     _fill_stats(rec, strategy, sum(data))
+    _fill_rates(rec, per_step, graph.row_bytes)
     _profile(rec, telemetry, "gather", one, profile_path)
 
 
@@ -348,6 +365,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         t0 = time.perf_counter()
         loaded = _in_phase("load", lambda: next(loader))
         ph = dict(loaded.phase_s)
+        ph[ROWS_KEY] = float(loaded.features.shape[0])
         overlapped[0] |= loaded.overlapped
         if not checked[0]:
             rec.exact = bool(torch.equal(loaded.features.cpu(), graph.features[loaded.batch.node_ids.cpu()]))
@@ -373,10 +391,14 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         return ph
 
     try:
-        _warmup(telemetry, "train", wl.warmup_steps, one)
+        warmup = wl.warmup_steps
+        if verify and warmup == 0:  # the exactness check (and first-call compiles) must not land in a measured step
+            warmup = 1
+            rec.notes.append("one unmeasured step ran first to verify exactness (warmup_steps = 0)")
+        _warmup(telemetry, "train", warmup, one)
         strategy.reset_stats()
         edges[0] = 0
-        per_step = _in_phase("train", lambda: _measure(rec, telemetry, wl.steps, one))
+        per_step = _in_phase("train", lambda: _measure(rec, telemetry, wl.steps, one, defer_idle=True))
         rec.overlapped = overlapped[0]
         if overlapped[0]:
             rec.notes.append("sample/gather/transfer ran in the background: their times overlap compute; step_s is"
@@ -384,6 +406,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         _fill_phases(rec, per_step, strategy)
         data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
         _fill_stats(rec, strategy, sum(data))
+        _fill_rates(rec, per_step, graph.row_bytes)
         sample_total = sum(s.get("sample", 0.0) for s in per_step)
         rec.edges_per_s = edges[0] / sample_total if sample_total > 0 else None
         _profile(rec, telemetry, "train", one, profile_path)
@@ -391,6 +414,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         close = getattr(loader, "close", None)
         if close is not None:
             close()
+    finish_idle(rec, telemetry)  # after the loader stopped: no prefetch or pipeline work in the idle window
 
 
 def record_fields() -> list[str]:

@@ -85,7 +85,11 @@ class Record:
     overlapped: bool | None = None  # sample/gather/transfer ran in the background, hidden behind compute
     # throughput
     rows_per_s: float | None = None
+    rows_per_s_p10: float | None = None
+    rows_per_s_p90: float | None = None
     feature_gbps: float | None = None
+    feature_gbps_p10: float | None = None
+    feature_gbps_p90: float | None = None
     edges_per_s: float | None = None
     # data movement (measured steps only)
     rows: int | None = None
