@@ -22,8 +22,8 @@ import torch
 
 from kernels.errors import AccessBenchError
 
-__all__ = ["RankError", "RankSession", "launched", "env_world_size", "batch_rank", "rank_seed", "rank_batches",
-           "rank_and_world", "all_true", "wrap_model"]
+__all__ = ["RankError", "RankSession", "all_true", "batch_rank", "env_world_size", "launched", "rank_and_world",
+           "rank_batches", "rank_seed", "wrap_model"]
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from suite.records import Record
 
-__all__ = ["merge_records", "lockstep_intact", "RULES", "PER_RANK_FIELDS", "IN_PROCESS_NOTE"]
+__all__ = ["IN_PROCESS_NOTE", "PER_RANK_FIELDS", "RULES", "lockstep_intact", "merge_records"]
 
 IN_PROCESS_NOTE = ("ran under torchrun with {world} ranks, in-process (no worker isolation: the process group lives "
                    "in this process); times are the slowest rank's, counters and rates summed over ranks, each rank's "

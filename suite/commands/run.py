@@ -1,7 +1,8 @@
 """Run a sweep of strategies over a workload and write results.jsonl (one row per configuration) to a run directory.
 
 With no arguments: the `default` preset, every registered strategy (those unavailable here are recorded as
-skipped with the reason), into a new directory under results/.
+skipped with the reason), into a new directory under results/. Launched by torchrun (several ranks), strategies that
+support several ranks run on every rank in lockstep and rank 0 writes one row per configuration (docs/RUNNER.md).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def test_rank_rule_splits_the_global_stream_like_the_trace() -> None:
     for world in (1, 2, 3, 4):
         shares = [list(rank_batches(iter(stream), r, world)) for r in range(world)]
         assert shares == [[j for j in stream if batch_rank(j, world) == r] for r in range(world)]
-        assert sorted(sum(shares, [])) == stream
+        assert sorted(j for share in shares for j in share) == stream
     assert [rank_seed(7, r) for r in range(3)] == [7, 8, 9]
 
 
@@ -66,8 +66,9 @@ def test_every_record_field_has_a_merge_rule() -> None:
 
 
 def _rank_record(rank: int, **values: object) -> Record:
-    base = dict(run_id="r", config_key="k", strategy="cached", workload="tiny", mode="train", device="cpu", ranks=2,
-                status="ok", steps=4, measured_steps=4, energy_repeats=1, exact=True, notes=["shared note"])
+    base: dict[str, object] = {"run_id": "r", "config_key": "k", "strategy": "cached", "workload": "tiny",
+                               "mode": "train", "device": "cpu", "ranks": 2, "status": "ok", "steps": 4,
+                               "measured_steps": 4, "energy_repeats": 1, "exact": True, "notes": ["shared note"]}
     base.update(values)
     return Record(**base)  # type: ignore[arg-type]
 
