@@ -269,7 +269,7 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     """Fresh uniform random ids each step (with repeats, unsorted): the PyTorch-Direct microbenchmark."""
     wl = cfg.workload
     rec.gather_ids = wl.gather_ids
-    rank, _ = rank_and_world(cfg.ranks)
+    rank, world = rank_and_world(cfg.ranks)
     gen = torch.Generator().manual_seed(rank_seed(wl.seed, rank))
 
     def one(_: int) -> dict[str, float]:
@@ -284,7 +284,9 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     _warmup(telemetry, "gather", wl.warmup_steps, one)
     if verify:
         telemetry.stage("verify")
-        ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=torch.Generator().manual_seed(wl.seed + 1))
+        # seed + 1 with one rank; with several, past every rank's measurement seed (rank_seed(seed, 0..world-1))
+        verify_gen = torch.Generator().manual_seed(rank_seed(wl.seed, rank) + world)
+        ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=verify_gen)
         got = _in_phase("gather", lambda: strategy.gather(ids))
         rec.exact = bool(torch.equal(got.cpu(), graph.features[ids]))
         if not rec.exact:

@@ -101,18 +101,22 @@ class RankOneFails(DeviceResident):
 
 
 @pytest.mark.slow
-def test_ranks_that_diverge_stop_the_sweep_after_writing_the_row(tmp_path: Path) -> None:
+def test_gather_on_two_ranks_and_ranks_that_diverge_stop_the_sweep(tmp_path: Path) -> None:
     plugin = tmp_path / "rank_one_fails.py"
     plugin.write_text(_PLUGIN)
     out = tmp_path / "run"
     proc = _torchrun("-w", "tiny", "-m", "gather", "--steps", "2", "--warmup", "1", "--gather-ids", "256",
-                     "-s", "rank-one-fails", "-o", "rank-one-fails:label=1,2", "--plugins", str(plugin),
-                     "--device", "cpu", "--out", str(out), "--no-probe", "--no-report")
+                     "-s", "cached,rank-one-fails", "-o", "cached:placement=partition", "-o",
+                     "rank-one-fails:label=1,2", "--plugins", str(plugin), "--device", "cpu", "--out", str(out),
+                     "--no-probe", "--no-report")
     assert proc.returncode != 0
     assert "ranks diverged in configuration" in proc.stderr and "--resume" in proc.stderr, proc.stderr[-4000:]
     rows, _ = read_records(out / RESULTS_FILE)
-    assert len(rows) == 1  # the second configuration was not run
-    row = rows[0]
+    assert len(rows) == 2  # the plugin's second configuration was not run
+    cached, row = rows
+    # gather mode: each rank gathers its own fresh random ids through the partitioned caches, exactly
+    assert (cached["status"], cached["ranks"], cached["exact"]) == ("ok", WORLD, True)
+    assert cached["rows"] == WORLD * 256 * cached["measured_steps"] and cached["bytes_peer"] > 0
     assert (row["status"], row["ranks"], row["options"]) == ("failed", WORLD, {"label": 1})
     assert row["error"].startswith("rank 1: ") and "rank one fails on purpose" in row["error"]
     assert [p["status"] for p in row["per_rank"]] == ["ok", "failed"]
