@@ -24,6 +24,7 @@ from kernels.base import AccessStrategy
 from kernels.device import resolve_device, synchronize
 from kernels.errors import AccessBenchError
 from kernels.types import GraphData
+from suite.distributed import rank_and_world, rank_batches, rank_seed, wrap_model
 from suite.envstamp import environment
 from suite.measure import StepBody, finish_idle, measure, profile_pass
 from suite.records import PHASE_FIELDS, Record, config_key
@@ -283,7 +284,8 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     """Fresh uniform random ids each step (with repeats, unsorted): the PyTorch-Direct microbenchmark."""
     wl = cfg.workload
     rec.gather_ids = wl.gather_ids
-    gen = torch.Generator().manual_seed(wl.seed)
+    rank, world = rank_and_world(cfg.ranks)
+    gen = torch.Generator().manual_seed(rank_seed(wl.seed, rank))
 
     def one(_: int) -> dict[str, float]:
         ids = random_ids(graph.num_nodes, wl.gather_ids, generator=gen)
@@ -298,7 +300,9 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     _warmup(telemetry, "gather", wl.warmup_steps, one)
     if verify:
         telemetry.stage("verify")
-        ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=torch.Generator().manual_seed(wl.seed + 1))
+        # seed + 1 with one rank; with several, past every rank's measurement seed (rank_seed(seed, 0..world-1))
+        verify_gen = torch.Generator().manual_seed(rank_seed(wl.seed, rank) + world)
+        ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=verify_gen)
         got = _in_phase("gather", lambda: strategy.gather(ids))
         rec.exact = bool(torch.equal(got.cpu(), graph.features[ids]))
         if not rec.exact:
@@ -317,8 +321,9 @@ def _run_sample(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     """Neighbour sampling only, over the strategy's own placement of the topology."""
     wl = cfg.workload
     rec.batch_size, rec.fanouts = wl.batch_size, list(wl.fanouts)
-    gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
-    batches = seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS)
+    rank, world = rank_and_world(cfg.ranks)
+    gen = torch.Generator(device=strategy.sample_device).manual_seed(rank_seed(wl.seed, rank))
+    batches = rank_batches(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS), rank, world)
     edges = [0]
 
     def one(_: int) -> dict[str, float]:
@@ -352,11 +357,14 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
     torch.manual_seed(wl.seed)
     model = build_model(wl.model, in_dim=graph.feat_dim, hidden=wl.hidden, out_dim=num_classes,
                         num_layers=len(wl.fanouts)).to(device)
+    model = wrap_model(model, device, cfg.ranks)  # several ranks: gradients all-reduced (DDP), part of compute
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     labels = graph.labels.to(device) if device.type == "cuda" else graph.labels
-    gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
-    loader: Iterator = strategy.load(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS), wl.fanouts,
-                                     generator=gen)
+    rank, world = rank_and_world(cfg.ranks)
+    gen = torch.Generator(device=strategy.sample_device).manual_seed(rank_seed(wl.seed, rank))
+    loader: Iterator = strategy.load(
+        rank_batches(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS), rank, world), wl.fanouts,
+        generator=gen)
     edges = [0]
     overlapped = [False]
     checked = [not verify]

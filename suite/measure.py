@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from suite.distributed import all_true
 from suite.records import Record
 from suite.telemetry import Telemetry
 from suite.telemetry.ranges import TorchProfilerRanges
@@ -55,7 +56,8 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
                     per_step.append(body(base + i))
             passes += 1
             wall = time.perf_counter() - t0
-            if wall >= min_window or passes >= settings.max_energy_repeats:
+            # with several ranks every rank runs the same passes (their steps may be collectives): stop when all can
+            if all_true(wall >= min_window or passes >= settings.max_energy_repeats):
                 break
     rec.wall_s = wall
     window_s = win.pop("window_s")

@@ -134,6 +134,8 @@ class Record:
     # isolation
     worker_exit_code: int | None = None  # the worker's exit status (negative: killed by that signal)
     worker_log: str | None = None  # the worker's captured output, in the run directory (kept when not empty)
+    # several ranks (torchrun): each rank's own figures, rank order (null for one rank; see suite/rank_merge.py)
+    per_rank: list[dict[str, Any]] | None = None
     # memory
     peak_rss_bytes: int | None = None
     peak_device_bytes: int | None = None
