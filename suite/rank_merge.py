@@ -43,6 +43,7 @@ _MAX = ("load_graph_s", "prepare_s", "wall_s", "energy_window_s", "idle_window_s
         *(f"{p}_s{s}" for p in ("sample", "gather", "transfer", "compute", "step") for s in ("", "_p10", "_p90")))
 _SUM = ("rows", "bytes_needed", "bytes_host", "bytes_h2d", "bytes_disk", "bytes_peer", "bytes_device", "iops",
         "rows_per_s", "feature_gbps", "edges_per_s", "gpu_energy_j", "gpu_power_w", "energy_per_step_j",
+        "rows_per_s_p10", "rows_per_s_p90", "feature_gbps_p10", "feature_gbps_p90",
         "cpu_util_process", "gpu_idle_power_w", "gpu_energy_above_idle_j", "peak_rss_bytes", "pcie_tx_gbps",
         "pcie_rx_gbps")
 _MEAN = ("gpu_util_pct", "gpu_mem_util_pct", "gpu_sm_clock_mhz", "gpu_mem_clock_mhz")
