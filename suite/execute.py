@@ -231,9 +231,7 @@ def _fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> 
     tiers = st.bytes_by_tier
     rec.bytes_host, rec.bytes_h2d = tiers.get("host"), tiers.get("h2d")
     rec.bytes_disk, rec.bytes_peer, rec.bytes_device = tiers.get("disk"), tiers.get("peer"), tiers.get("device")
-    if "read_amplification" in st.extras:  # the strategy's own: disk bytes / bytes of the rows it read from disk
-        rec.read_amplification = st.extras["read_amplification"]
-    elif rec.bytes_disk is not None and st.bytes_needed:
+    if rec.bytes_disk is not None and st.bytes_needed:  # the field's definition (docs/RESULTS.md), every strategy
         rec.read_amplification = rec.bytes_disk / st.bytes_needed
     if st.extras.get("page_cache_dropped") is False:
         rec.notes.append("the store's pages could not be dropped from the page cache: disk numbers may be flattered")
