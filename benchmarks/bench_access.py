@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from benchmarks.common import Base, median_seconds
+from benchmarks.common import ID_SETS, Base, median_seconds
 from kernels.device import synchronize
 from workloads.batches import random_ids, seed_batches
 from workloads.models import build_model
@@ -19,7 +19,7 @@ class GatherSuite(Base):
     def after_setup(self) -> None:
         gen = torch.Generator().manual_seed(self.workload.seed)
         self.id_sets = itertools.cycle(
-            [random_ids(self.graph.num_nodes, self.workload.gather_ids, generator=gen) for _ in range(8)])
+            [random_ids(self.graph.num_nodes, self.workload.gather_ids, generator=gen) for _ in range(ID_SETS)])
         self.nbytes = self.workload.gather_ids * self.graph.row_bytes
 
     def _gather(self) -> None:

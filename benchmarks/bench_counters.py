@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import Base
+from benchmarks.common import ID_SETS, Base
 from kernels.device import synchronize
 from workloads.batches import random_ids, seed_batches
 
@@ -83,7 +83,7 @@ class Energy(Base):
             raise NotImplementedError(f"NVML energy counter unavailable: {exc}") from None
         gen = torch.Generator().manual_seed(self.workload.seed)
         self.id_sets = itertools.cycle(
-            [random_ids(self.graph.num_nodes, self.workload.gather_ids, generator=gen) for _ in range(8)])
+            [random_ids(self.graph.num_nodes, self.workload.gather_ids, generator=gen) for _ in range(ID_SETS)])
 
     def track_energy_per_gather(self, *_: object) -> float:
         synchronize(self.device)

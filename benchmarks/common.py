@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from kernels import registry
+from suite.execute import workload_options
 from kernels.base import AccessStrategy
 from kernels.device import resolve_device, synchronize
 from kernels.errors import StrategyUnavailable
@@ -23,6 +24,9 @@ from kernels.types import GraphData
 from workloads.config import Workload, load_workload
 from workloads.graphs import graph_path, materialise
 from workloads.store import open_store
+
+#: Distinct random id sets the gather benchmarks cycle through (so caches and the page cache cannot learn one set).
+ID_SETS = 64
 
 __all__ = ["PRESETS", "STRATEGIES", "PARAMS", "PARAM_NAMES", "Base", "median_seconds"]
 
@@ -72,7 +76,7 @@ class Base:
         self.graph: GraphData = open_store(Path(paths[preset]))
         self.device = resolve_device("auto")
         try:
-            self.strategy: AccessStrategy = registry.create(strategy, **self.workload.options.get(strategy, {}))
+            self.strategy: AccessStrategy = registry.create(strategy, **workload_options(strategy, self.workload))
             self.strategy.prepare(self.graph, self.device)
         except StrategyUnavailable as exc:
             raise NotImplementedError(str(exc)) from None

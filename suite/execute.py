@@ -24,8 +24,9 @@ from kernels.base import AccessStrategy
 from kernels.device import resolve_device, synchronize
 from kernels.errors import AccessBenchError
 from kernels.types import GraphData
+from suite.distributed import rank_and_world, rank_batches, rank_seed, wrap_model
 from suite.envstamp import environment
-from suite.measure import StepBody, measure, profile_pass
+from suite.measure import StepBody, finish_idle, measure, profile_pass
 from suite.records import PHASE_FIELDS, Record, config_key
 from suite.telemetry import Telemetry, TelemetrySettings
 from suite.telemetry.heartbeat import Heartbeat
@@ -214,6 +215,10 @@ def workload_options(strategy: str, wl: Workload) -> dict[str, Any]:
     return options
 
 
+#: Key under which a step body reports the rows it delivered (not a phase; ignored by the phase statistics).
+ROWS_KEY = "_rows"
+
+
 def _sync_current_stream(device: torch.device) -> None:
     """Wait for the work queued on this thread's current stream only (no-op on the CPU)."""
     if device.type == "cuda":
@@ -226,9 +231,7 @@ def _fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> 
     tiers = st.bytes_by_tier
     rec.bytes_host, rec.bytes_h2d = tiers.get("host"), tiers.get("h2d")
     rec.bytes_disk, rec.bytes_peer, rec.bytes_device = tiers.get("disk"), tiers.get("peer"), tiers.get("device")
-    if "read_amplification" in st.extras:  # the strategy's own: disk bytes / bytes of the rows it read from disk
-        rec.read_amplification = st.extras["read_amplification"]
-    elif rec.bytes_disk is not None and st.bytes_needed:
+    if rec.bytes_disk is not None and st.bytes_needed:  # the field's definition (docs/RESULTS.md), every strategy
         rec.read_amplification = rec.bytes_disk / st.bytes_needed
     if st.extras.get("page_cache_dropped") is False:
         rec.notes.append("the store's pages could not be dropped from the page cache: disk numbers may be flattered")
@@ -238,13 +241,24 @@ def _fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> 
         rec.iops = float(st.extras["iops"])
     elif st.io_ops is not None and data_s:
         rec.iops = st.io_ops / data_s
-    if data_s and data_s > 0 and st.rows:
-        rec.rows_per_s = st.rows / data_s
-        rec.feature_gbps = st.bytes_needed / data_s / 1e9
 
 
-def _measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody) -> list[dict[str, float]]:
-    return measure(rec, telemetry, steps, body)
+def _measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
+             defer_idle: bool = False) -> list[dict[str, float]]:
+    return measure(rec, telemetry, steps, body, defer_idle=defer_idle)
+
+
+def _fill_rates(rec: Record, per_step: list[dict[str, float]], row_bytes: int) -> None:
+    """Per-step delivery rates (rows of the step / its gather + transfer seconds): median and p10/p90."""
+    rows_rates, byte_rates = [], []
+    for s in per_step:
+        data_s = s.get("gather", 0.0) + s.get("transfer", 0.0)
+        rows = s.get(ROWS_KEY)
+        if rows and data_s > 0:
+            rows_rates.append(rows / data_s)
+            byte_rates.append(rows * row_bytes / data_s / 1e9)
+    rec.rows_per_s, rec.rows_per_s_p10, rec.rows_per_s_p90 = summarise(rows_rates)
+    rec.feature_gbps, rec.feature_gbps_p10, rec.feature_gbps_p90 = summarise(byte_rates)
 
 
 def _warmup(telemetry: Telemetry, mode: str, steps: int, body: StepBody) -> None:
@@ -268,7 +282,8 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     """Fresh uniform random ids each step (with repeats, unsorted): the PyTorch-Direct microbenchmark."""
     wl = cfg.workload
     rec.gather_ids = wl.gather_ids
-    gen = torch.Generator().manual_seed(wl.seed)
+    rank, world = rank_and_world(cfg.ranks)
+    gen = torch.Generator().manual_seed(rank_seed(wl.seed, rank))
 
     def one(_: int) -> dict[str, float]:
         ids = random_ids(graph.num_nodes, wl.gather_ids, generator=gen)
@@ -277,12 +292,15 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
             out = strategy.gather(ids)
             synchronize(device)
         ph["step"] = time.perf_counter() - t0
+        ph[ROWS_KEY] = float(out.shape[0])
         return ph
 
     _warmup(telemetry, "gather", wl.warmup_steps, one)
     if verify:
         telemetry.stage("verify")
-        ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=torch.Generator().manual_seed(wl.seed + 1))
+        # seed + 1 with one rank; with several, past every rank's measurement seed (rank_seed(seed, 0..world-1))
+        verify_gen = torch.Generator().manual_seed(rank_seed(wl.seed, rank) + world)
+        ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=verify_gen)
         got = _in_phase("gather", lambda: strategy.gather(ids))
         rec.exact = bool(torch.equal(got.cpu(), graph.features[ids]))
         if not rec.exact:
@@ -292,6 +310,7 @@ def _run_gather(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     _fill_phases(rec, per_step, strategy)
     data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
     _fill_stats(rec, strategy, sum(data))
+    _fill_rates(rec, per_step, graph.row_bytes)
     _profile(rec, telemetry, "gather", one, profile_path)
 
 
@@ -300,8 +319,9 @@ def _run_sample(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     """Neighbour sampling only, over the strategy's own placement of the topology."""
     wl = cfg.workload
     rec.batch_size, rec.fanouts = wl.batch_size, list(wl.fanouts)
-    gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
-    batches = seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS)
+    rank, world = rank_and_world(cfg.ranks)
+    gen = torch.Generator(device=strategy.sample_device).manual_seed(rank_seed(wl.seed, rank))
+    batches = rank_batches(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS), rank, world)
     edges = [0]
 
     def one(_: int) -> dict[str, float]:
@@ -335,11 +355,14 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
     torch.manual_seed(wl.seed)
     model = build_model(wl.model, in_dim=graph.feat_dim, hidden=wl.hidden, out_dim=num_classes,
                         num_layers=len(wl.fanouts)).to(device)
+    model = wrap_model(model, device, cfg.ranks)  # several ranks: gradients all-reduced (DDP), part of compute
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     labels = graph.labels.to(device) if device.type == "cuda" else graph.labels
-    gen = torch.Generator(device=strategy.sample_device).manual_seed(wl.seed)
-    loader: Iterator = strategy.load(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS), wl.fanouts,
-                                     generator=gen)
+    rank, world = rank_and_world(cfg.ranks)
+    gen = torch.Generator(device=strategy.sample_device).manual_seed(rank_seed(wl.seed, rank))
+    loader: Iterator = strategy.load(
+        rank_batches(seed_batches(graph, wl.batch_size, seed=wl.seed, steps=_ENDLESS), rank, world), wl.fanouts,
+        generator=gen)
     edges = [0]
     overlapped = [False]
     checked = [not verify]
@@ -348,6 +371,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         t0 = time.perf_counter()
         loaded = _in_phase("load", lambda: next(loader))
         ph = dict(loaded.phase_s)
+        ph[ROWS_KEY] = float(loaded.features.shape[0])
         overlapped[0] |= loaded.overlapped
         if not checked[0]:
             rec.exact = bool(torch.equal(loaded.features.cpu(), graph.features[loaded.batch.node_ids.cpu()]))
@@ -373,10 +397,14 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         return ph
 
     try:
-        _warmup(telemetry, "train", wl.warmup_steps, one)
+        warmup = wl.warmup_steps
+        if verify and warmup == 0:  # the exactness check (and first-call compiles) must not land in a measured step
+            warmup = 1
+            rec.notes.append("one unmeasured step ran first to verify exactness (warmup_steps = 0)")
+        _warmup(telemetry, "train", warmup, one)
         strategy.reset_stats()
         edges[0] = 0
-        per_step = _in_phase("train", lambda: _measure(rec, telemetry, wl.steps, one))
+        per_step = _in_phase("train", lambda: _measure(rec, telemetry, wl.steps, one, defer_idle=True))
         rec.overlapped = overlapped[0]
         if overlapped[0]:
             rec.notes.append("sample/gather/transfer ran in the background: their times overlap compute; step_s is"
@@ -384,6 +412,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         _fill_phases(rec, per_step, strategy)
         data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
         _fill_stats(rec, strategy, sum(data))
+        _fill_rates(rec, per_step, graph.row_bytes)
         sample_total = sum(s.get("sample", 0.0) for s in per_step)
         rec.edges_per_s = edges[0] / sample_total if sample_total > 0 else None
         _profile(rec, telemetry, "train", one, profile_path)
@@ -391,6 +420,7 @@ def _run_train(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphD
         close = getattr(loader, "close", None)
         if close is not None:
             close()
+    finish_idle(rec, telemetry)  # after the loader stopped: no prefetch or pipeline work in the idle window
 
 
 def record_fields() -> list[str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from suite.distributed import all_true
 from suite.records import Record
 from suite.telemetry import Telemetry
 from suite.telemetry.ranges import TorchProfilerRanges
@@ -34,8 +35,13 @@ def _apply(rec: Record, win: dict[str, Any], *, prefix_notes: str = "") -> None:
             setattr(rec, k, v)
 
 
-def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody) -> list[dict[str, float]]:
-    """Run ``steps`` measured steps in a window (repeated until it is long enough); fill the window's fields."""
+def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
+            defer_idle: bool = False) -> list[dict[str, float]]:
+    """Run ``steps`` measured steps in a window (repeated until it is long enough); fill the window's fields.
+
+    With ``defer_idle`` the caller runs ``finish_idle`` itself once background work (prefetch threads, pipelines)
+    has stopped, so the idle window really is idle.
+    """
     settings = telemetry.settings
     min_window = telemetry.min_window_s
     per_step: list[dict[str, float]] = []
@@ -50,7 +56,8 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody) -> li
                     per_step.append(body(base + i))
             passes += 1
             wall = time.perf_counter() - t0
-            if wall >= min_window or passes >= settings.max_energy_repeats:
+            # with several ranks every rank runs the same passes (their steps may be collectives): stop when all can
+            if all_true(wall >= min_window or passes >= settings.max_energy_repeats):
                 break
     rec.wall_s = wall
     window_s = win.pop("window_s")
@@ -67,12 +74,19 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody) -> li
         rec.cpu_energy_per_step_j = rec.cpu_energy_j / rec.measured_steps
     if telemetry.trace_path is not None and telemetry.trace_path.exists():
         rec.power_trace = telemetry.trace_path.name
-    if settings.idle_baseline:
-        if rec.gpu_energy_j is None and rec.cpu_energy_j is None:
-            rec.notes.append("idle baseline skipped: no energy was measured to compare it with")
-        else:
-            idle_baseline(rec, telemetry, max(window_s, min_window))
+    if not defer_idle:
+        finish_idle(rec, telemetry)
     return per_step
+
+
+def finish_idle(rec: Record, telemetry: Telemetry) -> None:
+    """The idle baseline after a measurement, when the settings ask for one and something was metered."""
+    if not telemetry.settings.idle_baseline:
+        return
+    if rec.gpu_energy_j is None and rec.cpu_energy_j is None:
+        rec.notes.append("idle baseline skipped: no energy was measured to compare it with")
+        return
+    idle_baseline(rec, telemetry, max(rec.energy_window_s or 0.0, telemetry.min_window_s))
 
 
 def idle_baseline(rec: Record, telemetry: Telemetry, seconds: float) -> None:

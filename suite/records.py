@@ -85,7 +85,11 @@ class Record:
     overlapped: bool | None = None  # sample/gather/transfer ran in the background, hidden behind compute
     # throughput
     rows_per_s: float | None = None
+    rows_per_s_p10: float | None = None
+    rows_per_s_p90: float | None = None
     feature_gbps: float | None = None
+    feature_gbps_p10: float | None = None
+    feature_gbps_p90: float | None = None
     edges_per_s: float | None = None
     # data movement (measured steps only)
     rows: int | None = None
@@ -130,6 +134,8 @@ class Record:
     # isolation
     worker_exit_code: int | None = None  # the worker's exit status (negative: killed by that signal)
     worker_log: str | None = None  # the worker's captured output, in the run directory (kept when not empty)
+    # several ranks (torchrun): each rank's own figures, rank order (null for one rank; see suite/rank_merge.py)
+    per_rank: list[dict[str, Any]] | None = None
     # memory
     peak_rss_bytes: int | None = None
     peak_device_bytes: int | None = None

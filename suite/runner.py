@@ -215,7 +215,7 @@ def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
             if skip_reason is not None:
                 rec = Record(run_id=sweep.run_id, config_key=cfg.key, strategy=cfg.strategy,
                              options=dict(cfg.options), workload=cfg.workload.name, mode=cfg.mode, device=cfg.device,
-                             status="skipped", error=skip_reason)
+                             ranks=cfg.ranks, status="skipped", error=skip_reason)
             else:
                 rec = run(cfg, sweep.run_id)
             append_record(results, rec)

@@ -32,6 +32,7 @@ from kernels.cache import (
 )
 from kernels.cache.policies import STATIC_POLICIES
 from kernels.errors import AccessBenchError
+from suite.distributed import rank_batches
 from suite.hardware import Links, project_epoch, step_bytes
 
 __all__ = ["TRACE_FORMAT", "SimConfig", "SimResult", "Trace", "TraceError", "cache_capacity", "simulate"]
@@ -71,7 +72,7 @@ class Trace:
         steps = len(seq) // gpus
         if steps == 0:
             raise TraceError(f"the trace has {len(seq)} batches, fewer than {gpus} GPUs need for one step")
-        return [[seq[i * gpus + r] for i in range(steps)] for r in range(gpus)]
+        return [list(rank_batches(seq[:steps * gpus], r, gpus)) for r in range(gpus)]
 
     def save(self, path: Path) -> Path:
         """Write the payload to ``path`` (torch.save) and the header to ``path`` with suffix ``.json``."""

@@ -41,7 +41,7 @@ def print_summary(records: Sequence[Record], run_dir: Path, *, console: Console 
         status = r.status if r.status == "ok" else f"{r.status}: {r.error}"
         step = "-" if r.step_s is None else f"{_ms(r.step_s)} ({_ms(r.step_s_p10)}..{_ms(r.step_s_p90)})"
         table.add_row(
-            name, r.mode, r.device, status, step,
+            name, r.mode, r.device + (f" x{r.ranks} ranks" if r.ranks > 1 else ""), status, step,
             *(_ms(getattr(r, f"{p}_s")) for p in ("sample", "gather", "transfer", "compute")),
             f"{r.feature_gbps:.2f}" if r.feature_gbps is not None else "-",
             f"{r.rows_per_s:.3g}" if r.rows_per_s is not None else "-",

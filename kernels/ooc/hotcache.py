@@ -79,6 +79,8 @@ class StaticCache:
             host_mask = ~dev_mask
             if bool(host_mask.any()):
                 self.host_rows[sl[host_mask] - self.n_dev] = rows[host_mask]
+        if self.device_rows.is_cuda:  # the device tier is read later from other threads' streams: finish the fill
+            torch.cuda.current_stream(self.device_rows.device).synchronize()
         self._cached = torch.empty(0, dtype=torch.int64)
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:

@@ -98,7 +98,9 @@ class Pipeline:
             yield item
 
     def close(self) -> None:
-        """Stop all threads and wait for them."""
+        """Stop all threads and wait for them (no timeout: a thread stops after the item it is working on, and the
+        caller may close the files it reads only once it has). Safe to call twice."""
         self._stop.set()
         for t in self._threads:
-            t.join(timeout=30)
+            if t is not threading.current_thread():
+                t.join()

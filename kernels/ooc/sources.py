@@ -39,13 +39,20 @@ def open_file(path: str | os.PathLike[str], io: str, *, depth: int = 32, advice:
 
 
 class _Timed:
-    """Seconds spent in reads, and a grow-only read buffer (host aligned, or device for kvikio)."""
+    """Seconds spent in reads, and a grow-only read buffer (host aligned, or device for kvikio).
+
+    A device buffer is filled by kvikio/cuFile, which is not ordered with torch streams, while the kernels that copy
+    rows out of it are queued on a stream. So every use of the buffer ends with ``_consumed()`` (an event recorded
+    after the kernels that read it), and the buffer is written again, replaced or dropped only after that event.
+    Host buffers are read by synchronous CPU copies and need no event.
+    """
 
     def __init__(self, file: AnyFile, device: torch.device) -> None:
         self.file = file
         self.read_s = 0.0
         self.buffer_device = device if isinstance(file, KvikioFile) else torch.device("cpu")
         self._buf: torch.Tensor | None = None
+        self._free: torch.cuda.Event | None = None  # recorded after the last kernels that read the device buffer
 
     @property
     def counter(self) -> IoCounter:
@@ -56,18 +63,35 @@ class _Timed:
         """Bytes held by the reusable read buffer."""
         return 0 if self._buf is None else int(self._buf.numel())
 
+    def _consumed(self) -> None:
+        """Mark the device buffer's readers as queued: record an event after them on the current stream."""
+        if self._buf is not None and self._buf.is_cuda:
+            self._free = torch.cuda.Event()
+            self._free.record(torch.cuda.current_stream(self._buf.device))
+
+    def _wait_free(self) -> None:
+        """Block until the kernels that read the device buffer have finished (no-op for host buffers)."""
+        if self._free is not None:
+            self._free.synchronize()
+            self._free = None
+
     def _buffer(self, nbytes: int) -> torch.Tensor:
         if self._buf is None or self._buf.numel() < nbytes:
             grow = max(nbytes, int(1.25 * self.buffer_bytes))
+            self._wait_free()  # the old buffer's memory may go straight back to the allocator
             self._buf = None
             if self.buffer_device.type == "cuda":
                 self._buf = torch.empty(grow, dtype=torch.uint8, device=self.buffer_device)
+                # the allocator may hand out memory whose last readers are still queued on this stream; cuFile
+                # writes outside stream order, so let them finish before the first read lands there
+                torch.cuda.current_stream(self.buffer_device).synchronize()
             else:
                 self._buf = aligned_empty(grow)
         return self._buf
 
     def _read(self, plan: ReadPlan) -> torch.Tensor:
         buf = self._buffer(plan.total_bytes)
+        self._wait_free()  # the previous chunk's or batch's copies out of ``buf`` must be done before it is refilled
         start = time.perf_counter()
         self.file.read(plan, buf)  # type: ignore[union-attr]
         if buf.device.type == "cuda":
@@ -76,7 +100,8 @@ class _Timed:
         return buf
 
     def release(self) -> None:
-        """Drop the read buffer."""
+        """Drop the read buffer (once the kernels reading it have finished)."""
+        self._wait_free()
         self._buf = None
 
     def close(self) -> None:
@@ -113,6 +138,7 @@ class RowSource(_Timed):
             plan = self.plan(sorted_ids[lo:hi])
             buf = self._read(plan)
             out[order[lo:hi].to(out.device)] = rows_from_buffer(buf, plan.row_pos, self.row_bytes, self.dtype)
+            self._consumed()
         return out
 
     def _chunks(self, sorted_ids: torch.Tensor, buffer_bytes: int) -> list[tuple[int, int]]:
@@ -183,6 +209,7 @@ class SegmentSource(_Timed):
                 buf = self._read(plan)
                 first = int(plan.row_pos[0])
                 flat[lo:lo + size] = buf[first:first + size]
+                self._consumed()
             if self.verify:
                 piece = flat[lo:lo + size]
                 crc = zlib.crc32(memoryview((piece.cpu() if piece.is_cuda else piece).numpy()).cast("B"), crc)

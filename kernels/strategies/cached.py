@@ -194,6 +194,8 @@ class Cached(LookaheadLoading):
                 out[hit_pos] = self._rows[step.slots[hit_pos]]
                 self._count("hits", "device", mult * served)
                 self._stats.add_bytes("device", 2 * int(hit_pos.numel()) * rb)
+                if self.world > 1:  # replicated caches never read a peer: counted, so the record says 0, not null
+                    self._stats.add_bytes("peer", 0)
             miss_pos = torch.nonzero(~served).flatten()
             self._count("misses", "device", mult * ~served)
             if self._victim is not None:

@@ -66,6 +66,7 @@ class OutOfCore(AccessStrategy):
         self._superbatches = 0
         self._presample_pending = False
         self._streams: list[Any] = []
+        self._pipes: list[Pipeline] = []  # pipelines of open ``load`` iterators, stopped before files are closed
 
     # ---- capabilities -------------------------------------------------------------------------------------------
     @classmethod
@@ -189,6 +190,7 @@ class OutOfCore(AccessStrategy):
         """Drop the store's and the current packed file's pages from the page cache (mmap readers are re-mapped);
         records and returns what happened. Call it between runs, not while ``load`` is iterating."""
         assert self.graph is not None and self.graph.feature_file is not None and self._asm is not None
+        start = time.perf_counter()
         maps = [s.file for s in (self._asm.rows_src, self._asm.segments) if s is not None and hasattr(s.file, "open")]
         for m in maps:
             m.close()
@@ -197,6 +199,7 @@ class OutOfCore(AccessStrategy):
         for m in maps:
             m.open()
         self._persist["page_cache_drop"] = results
+        self._persist["page_cache_drop_s"] = self._persist.get("page_cache_drop_s", 0.0) + time.perf_counter() - start
         self._persist["page_cache_dropped"] = all(r["ok"] for r in results)
         return {"ok": self._persist["page_cache_dropped"], "files": results}
 
@@ -214,7 +217,10 @@ class OutOfCore(AccessStrategy):
             self._persist["page_cache_cap_drops"] = self._persist.get("page_cache_cap_drops", 0) + 1
 
     def close(self) -> None:
-        """Close files, drop caches and buffers, remove packed files unless ``keep_packed``."""
+        """Stop open ``load`` pipelines, close files, drop caches and buffers, remove packed files unless
+        ``keep_packed``."""
+        for pipe in list(self._pipes):  # a producer still reading would otherwise see its files closed under it
+            self._stop_pipeline(pipe)
         if self._asm is not None:
             self._asm.rows_src.close()
             if self._asm.segments is not None:
@@ -240,8 +246,8 @@ class OutOfCore(AccessStrategy):
         g = self._require_prepared()
         asm = self._asm
         assert asm is not None and self._planner is not None
-        ids = check_ids(ids.cpu(), g.num_nodes)
-        with self.phase("gather"):
+        with self.phase("gather"):  # moving the ids to the host and validating them is part of the gather
+            ids = check_ids(ids.cpu(), g.num_nodes)
             uniq, inv = torch.unique(ids, return_inverse=True)
             slot = asm.static.lookup(uniq) if asm.static is not None else torch.full_like(uniq, -1)
             residual = torch.nonzero(slot < 0).flatten()
@@ -251,12 +257,16 @@ class OutOfCore(AccessStrategy):
                 la_pos, la_slots, residual = residual[s >= 0], s[s >= 0], residual[s < 0]
             part = asm.assemble(uniq, static_slot=slot, la_pos=la_pos, la_slots=la_slots, disk_pos=residual,
                                 inflight=1)
-        with self.phase("transfer") if not part.final else contextlib.nullcontext():
-            rows = asm.finalize(part)
+            if part.final:  # back to the caller's order (duplicates expanded) on the compute device
+                out = part.rows[inv.to(part.rows.device)]
+        if not part.final:
+            with self.phase("transfer"):
+                rows = asm.finalize(part)
+                out = rows[inv.to(rows.device)]
         part.delta.rows = ids.numel()  # the caller asked for this many rows (duplicates included)
         self._apply(part)
         self._cap_page_cache()
-        return rows[inv.to(rows.device)]
+        return out
 
     # ---- pipelined loading --------------------------------------------------------------------------------------
     def load(self, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int], *,
@@ -271,12 +281,25 @@ class OutOfCore(AccessStrategy):
                 yield self._deliver(self._transfer(item), overlapped=False)
             return
         stages = [self._transfer] if self.device.type == "cuda" and self.options.io != "kvikio" else []
+        if self._streams:  # the workers' streams start after what the caller queued (e.g. a gather's reads)
+            main = torch.cuda.current_stream(self.device)
+            for stream in self._streams:
+                stream.wait_stream(main)
         pipe = Pipeline(source, stages, depth=2, wrap=self._stream_for)
+        self._pipes.append(pipe)
         try:
             for item in pipe:
                 yield self._deliver(item, overlapped=True)
         finally:
-            pipe.close()
+            self._stop_pipeline(pipe)
+
+    def _stop_pipeline(self, pipe: Pipeline) -> None:
+        """Stop ``pipe``'s threads, then let its streams' queued work (look-ahead writes, copies) finish."""
+        pipe.close()
+        for stream in self._streams:
+            stream.synchronize()
+        if pipe in self._pipes:
+            self._pipes.remove(pipe)
 
     def _stream_for(self, stage: int) -> Any:
         if self._streams:

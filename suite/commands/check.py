@@ -8,6 +8,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 
 from kernels.device import cuda_available
 from suite.envstamp import environment
-from suite.gpu_checks import CheckRow, GpuCheckContext, discover
+from suite.gpu_checks import CheckRow, discover
 
 NAME = "check"
 HELP = "on a CUDA machine: run the GPU tests and benchmarks, write the table under docs/results/"
@@ -44,8 +45,8 @@ def render_markdown(rows: list[CheckRow], env: dict, tests: str, command: str) -
         "",
         f"- command: `{command}`",
         f"- time: {env.get('time')}",
-        f"- gpu: {env.get('gpu')} (driver {env.get('driver')}, CUDA {env.get('cuda')}), torch {env.get('torch')},"
-        f" triton {env.get('triton')}",
+        (f"- gpu: {env.get('gpu')} (driver {env.get('driver')}, CUDA {env.get('cuda')}), torch {env.get('torch')},"
+         f" triton {env.get('triton')}"),
         f"- cpu: {env.get('cpu')} ({env.get('cores')} cores), host {env.get('hostname')}, commit {env.get('commit')}",
         f"- gpu tests: {tests}",
         "",
@@ -65,7 +66,33 @@ def render_markdown(rows: list[CheckRow], env: dict, tests: str, command: str) -
     return "\n".join(lines) + "\n"
 
 
+def _run_section(module: str, quick: bool) -> tuple[list[CheckRow], str | None]:
+    """Rows of one section measured in a fresh process, and an error text if it failed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        proc = subprocess.run([sys.executable, "-m", "suite.gpu_checks._section_worker", module, "1" if quick else "0",
+                               str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True, check=False)
+        rows = [CheckRow(**r) for r in json.loads(out.read_text())] if out.exists() else []
+        if proc.returncode == 0:
+            return rows, None
+        tail = (proc.stderr or "").strip().splitlines()
+        return rows, f"exit {proc.returncode}: {tail[-1] if tail else 'no output'}"
+
+
+def _write(stem: Path, text: str, env: dict, tests: str, rows: list[CheckRow]) -> None:
+    stem.with_suffix(".md").write_text(text)
+    stem.with_suffix(".json").write_text(json.dumps({"env": env, "tests": tests, "rows": [
+        {**r.__dict__, "percent_of_reference": r.percent_of_reference} for r in rows]}, indent=2, default=str))
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / ".write-test").write_text("ok")
+        (args.out / ".write-test").unlink()
+    except OSError as exc:
+        sys.stderr.write(f"accessbench: error: cannot write results to {args.out}: {exc.strerror or exc}\n")
+        return 2
     if not cuda_available():
         sys.stderr.write("accessbench: error: check --gpu needs a CUDA device; torch sees none on this machine\n")
         return 3
@@ -75,32 +102,30 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     if not args.skip_tests:
         proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-                               str(ROOT / "tests")], cwd=ROOT)
+                               str(ROOT / "tests")], cwd=ROOT, check=False)
         tests = "passed" if proc.returncode == 0 else f"FAILED (pytest exit {proc.returncode})"
         status = 0 if proc.returncode == 0 else 1
-    ctx = GpuCheckContext(device=device, quick=args.quick, out_dir=args.out)
-    wanted = set(args.sections.split(",")) if args.sections else None
+    sections = {m.__name__.rsplit(".", 1)[-1]: m for m in discover()}
+    wanted = [w.strip() for w in args.sections.split(",")] if args.sections else list(sections)
+    unknown = [w for w in wanted if w not in sections]
+    if unknown:
+        sys.stderr.write(f"accessbench: error: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sections)}\n")
+        return 2
+    command = "accessbench check --gpu" + (" --quick" if args.quick else "")
+    gpu = (env.get("gpu") or "gpu").replace(" ", "-")
+    stem = args.out / f"gpu-check-{gpu}"
     rows: list[CheckRow] = []
-    for mod in discover():
-        short = mod.__name__.rsplit(".", 1)[-1]
-        if wanted is not None and short not in wanted:
-            continue
+    for short in wanted:
+        mod = sections[short]
         t0 = time.perf_counter()
-        try:
-            rows.extend(mod.run(ctx))
-        except Exception as exc:  # one broken section must not lose the others' numbers
+        got, error = _run_section(short, args.quick)
+        rows.extend(got)
+        if error is not None:  # one broken section must not lose the others' numbers
             rows.append(CheckRow(section=getattr(mod, "SECTION", short), case="section failed", strategy="-",
-                                 metric="-", value=None, note=f"{type(exc).__name__}: {exc}"))
+                                 metric="-", value=None, note=error))
             status = 1
         print(f"[check] {short}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    command = "accessbench check --gpu" + (" --quick" if args.quick else "")
-    text = render_markdown(rows, env, tests, command)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    gpu = (env.get("gpu") or "gpu").replace(" ", "-")
-    stem = f"gpu-check-{gpu}"
-    (args.out / f"{stem}.md").write_text(text)
-    (args.out / f"{stem}.json").write_text(json.dumps({"env": env, "tests": tests, "rows": [
-        {**r.__dict__, "percent_of_reference": r.percent_of_reference} for r in rows]}, indent=2, default=str))
-    print(f"written: {args.out / (stem + '.md')}", file=sys.stderr)
+        _write(stem, render_markdown(rows, env, tests, command), env, tests, rows)  # after every section
+    print(render_markdown(rows, env, tests, command))
+    print(f"written: {stem}.md", file=sys.stderr)
     return status

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", type=Path, default=None,
                         help="HTML file to write (default RUN_DIR/report.html; summary .md/.csv go beside it)")
     parser.add_argument("--threshold", type=_fraction, default=DEFAULT_THRESHOLD,
-                        help=f"relative slowdown that counts as a regression (default {DEFAULT_THRESHOLD:.0%})")
+                        help=f"relative slowdown that counts as a regression (default {DEFAULT_THRESHOLD:.0%}%)")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help=f"exit {EXIT_REGRESSION} when a configuration regressed against BASE_DIR")
 

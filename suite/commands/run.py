@@ -1,7 +1,8 @@
 """Run a sweep of strategies over a workload and write results.jsonl (one row per configuration) to a run directory.
 
 With no arguments: the `default` preset, every registered strategy (those unavailable here are recorded as
-skipped with the reason), into a new directory under results/.
+skipped with the reason), into a new directory under results/. Launched by torchrun (several ranks), strategies that
+support several ranks run on every rank in lockstep and rank 0 writes one row per configuration (docs/RUNNER.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kernels import registry
 from kernels.device import resolve_device
 from kernels.errors import StrategyUnavailable
 from reports import write_report
+from suite.distributed import RankSession, launched
 from suite.execute import Config
 from suite.isolation import DEFAULT_TIMEOUT_S
 from suite.plugins import load_plugins
@@ -31,6 +33,7 @@ from suite.runner import (
     split_available,
 )
 from suite.probe import ensure_probe
+from suite.rank_sweep import RankLeader, follow, for_ranks, shared_run_dir
 from suite.summary import print_summary
 from suite.telemetry.settings import TelemetrySettings
 from workloads.config import MODES, load_workload
@@ -95,6 +98,16 @@ def _settings(args: argparse.Namespace) -> TelemetrySettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not launched():
+        return _run(args, None)
+    # torchrun started several ranks: one process group for the sweep (see docs/RUNNER.md, "Several ranks")
+    if args.profile is not None:
+        raise ValueError("--profile is not supported with several ranks (torchrun) yet; profile a one-rank run")
+    with RankSession.start(args.device, timeout_s=args.timeout or None) as session:
+        return _run(args, session)
+
+
+def _run(args: argparse.Namespace, session: RankSession | None) -> int:
     load_plugins([s.strip() for s in (args.plugins or "").split(",") if s.strip()])
     settings = _settings(args)
     wl = load_workload(args.workload)
@@ -126,21 +139,32 @@ def run(args: argparse.Namespace) -> int:
     for strategy in sweeps:
         if strategy not in ok:
             raise ValueError(f"--option names strategy {strategy!r}, which is not in this run")
-    run_dir = prepare_run_dir(args.out, workload=wl.name)
     configs = expand_matrix(ok, [wl], [args.mode], args.device, sweeps)
     skipped = [(c, reason) for n, reason in missing
                for c in expand_matrix([n], [wl], [args.mode], args.device)]
+    if session is None:
+        run_dir = prepare_run_dir(args.out, workload=wl.name)
+    else:
+        run_dir = shared_run_dir(session, lambda: prepare_run_dir(args.out, workload=wl.name))
+        configs, skipped = for_ranks(configs, skipped, session.world)
     if args.profile not in (None, PROFILE_FIRST) and args.profile not in ok:
         raise ValueError(f"--profile names strategy {args.profile!r}, which is not run here; run: {', '.join(ok)}")
     sweep = Sweep(configs=configs, run_dir=run_dir, resume=args.resume, skipped=skipped,
-                  isolate=not args.no_isolate, timeout_s=args.timeout or None, telemetry=settings,
+                  isolate=not args.no_isolate and session is None, timeout_s=args.timeout or None, telemetry=settings,
                   profile=args.profile)
+    if session is not None and not session.leader:
+        return follow(session, sweep)
     console = Console(stderr=True)
     if not args.no_probe:
         disk = args.disk if args.disk is not None else graph_path(wl).parent
         disk.mkdir(parents=True, exist_ok=True)
         ensure_probe(run_dir, reprobe=args.reprobe, disk_path=disk)
-    records = _run_with_progress(sweep, console)
+    leader = RankLeader(session, sweep) if session is not None else None
+    try:
+        records = _run_with_progress(sweep, console, leader)
+    finally:
+        if leader is not None:
+            leader.finish()
     print_summary(records, run_dir)
     if not args.no_report:
         paths = write_report(run_dir)
@@ -154,7 +178,7 @@ def _label(cfg: Config) -> str:
     return f"{cfg.strategy}{' ' + opts if opts else ''} · {cfg.workload.name} · {cfg.mode}"
 
 
-def _run_with_progress(sweep: Sweep, console: Console) -> list[Record]:
+def _run_with_progress(sweep: Sweep, console: Console, executor: RankLeader | None = None) -> list[Record]:
     """A bar (configuration i of n, the current one, elapsed) on a terminal; one line per configuration otherwise."""
     interactive = sys.stderr.isatty()
     progress = Progress(TextColumn("[bold]{task.fields[index]}"), TextColumn("{task.description}"), BarColumn(),
@@ -173,4 +197,4 @@ def _run_with_progress(sweep: Sweep, console: Console) -> list[Record]:
                 console.print(f"[{i}/{n}] {rec.strategy} {rec.workload} {rec.mode} {rec.options or ''} -> {status}",
                               highlight=False, markup=False)
 
-        return run_sweep(sweep, on_start=on_start, on_done=on_done)
+        return run_sweep(sweep, executor=executor, on_start=on_start, on_done=on_done)

@@ -18,6 +18,7 @@ import torch
 from kernels.cache.importance import degree_importance, epoch_batches, presample_importance
 from kernels.sampling import sample_blocks
 from kernels.types import GraphData
+from suite.distributed import batch_rank, rank_seed
 from suite.simulator import Trace
 from workloads.batches import seed_batches
 from workloads.config import Workload, load_workload
@@ -49,11 +50,11 @@ def record_trace(workload: Workload, *, steps: int, ranks: int = 1, presample_ba
         raise ValueError("steps and ranks must be >= 1")
     if graph is None:
         graph = materialise(workload)
-    gens = [torch.Generator().manual_seed(workload.seed + r) for r in range(ranks)]
+    gens = [torch.Generator().manual_seed(rank_seed(workload.seed, r)) for r in range(ranks)]
     batches: list[list[torch.Tensor]] = [[] for _ in range(ranks)]
     start = time.perf_counter()
     for j, seeds in enumerate(seed_batches(graph, workload.batch_size, seed=workload.seed, steps=steps * ranks)):
-        r = j % ranks
+        r = batch_rank(j, ranks)  # the rule `accessbench run` under torchrun uses (suite.distributed)
         batches[r].append(sample_blocks(graph.indptr, graph.indices, seeds, workload.fanouts, gens[r]).node_ids)
     sample_s = time.perf_counter() - start
     num_train = int(graph.train_ids.numel()) if graph.train_ids is not None and graph.train_ids.numel() else \

@@ -213,3 +213,44 @@ def test_stats_reset_and_extras(store: tuple[GraphData, torch.Tensor]) -> None:
         assert st.rows == 0 and st.extras["disk_rows"] == 0
         assert st.extras["packed_bytes"] > 0 and "page_cache_drop" in st.extras  # kept across resets
     assert not Path(st.extras["packed_dir"]).exists()  # removed on close
+
+
+def test_id_checks_happen_inside_the_gather_phase(store: tuple[GraphData, torch.Tensor]) -> None:
+    """Moving and validating the ids is timed as part of ``gather``, as in every strategy."""
+    import contextlib
+
+    from kernels import InvalidIds
+
+    g, _ = store
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def hook(name: str):  # type: ignore[no-untyped-def]
+        entered.append(name)
+        yield
+
+    with create("out-of-core") as s:
+        s.prepare(g, torch.device("cpu"))
+        s.phase_hook = hook
+        with pytest.raises(InvalidIds):
+            s.gather(torch.tensor([0, g.num_nodes]))
+    assert entered == ["gather"]
+
+
+def test_close_stops_a_load_left_open(store: tuple[GraphData, torch.Tensor]) -> None:
+    """Closing the strategy with a ``load`` iterator still open stops its threads before the files are closed."""
+    import threading
+    import time
+
+    g, ref = store
+    s = create("out-of-core", superbatch=2)
+    s.prepare(g, torch.device("cpu"))
+    it = s.load(_seed_batches(6, 32, g.num_nodes, seed=8), [4, 2], generator=torch.Generator().manual_seed(0))
+    lb = next(it)
+    assert torch.equal(lb.features, ref[lb.batch.node_ids])
+    deadline = time.monotonic() + 10
+    while not s._pipes[0]._queues[-1].full() and time.monotonic() < deadline:
+        time.sleep(0.01)  # let the producer run ahead until it waits on the full queue
+    s.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("accessbench-ooc") and t.is_alive()]
+    it.close()

@@ -54,3 +54,32 @@ def test_kvikio_reads_are_exact_where_present(store: tuple[GraphData, torch.Tens
             assert torch.equal(lb.features.cpu(), ref[lb.batch.node_ids.cpu()])
         ids = torch.randint(0, g.num_nodes, (2000,), generator=torch.Generator().manual_seed(1))
         assert torch.equal(s.gather(ids).cpu(), ref[ids])
+
+
+@pytest.mark.parametrize("layout", ["rowwise", "packed"])
+def test_kvikio_buffer_is_not_refilled_under_queued_readers(store: tuple[GraphData, torch.Tensor], layout: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read queues a spin kernel before the copies out of the read buffer, so they run long after the read;
+    several chunks per batch (small read buffer) and no CRC sync: a refill that does not wait corrupts rows."""
+    ok, reason = kvikio_status(True)
+    if not ok:
+        pytest.skip(reason)
+    from kernels.ooc import sources
+
+    read = sources._Timed._read
+
+    def slow_readers(self: sources._Timed, plan: object) -> torch.Tensor:
+        buf = read(self, plan)  # type: ignore[arg-type]
+        torch.cuda._sleep(5_000_000)  # milliseconds of queued work ahead of the kernels that read ``buf``
+        return buf
+
+    monkeypatch.setattr(sources._Timed, "_read", slow_readers)
+    g, ref = store
+    with create("out-of-core", io="kvikio", kvikio_compat=True, layout=layout, verify_packed=False,
+                read_buffer_bytes=64 << 10, max_io_bytes=16 << 10, superbatch=3) as s:
+        s.prepare(g, torch.device("cuda"))
+        seeds = [torch.randint(0, g.num_nodes, (256,), generator=torch.Generator().manual_seed(i)) for i in range(3)]
+        for lb in s.load(seeds, [5, 3], generator=torch.Generator().manual_seed(0)):
+            assert torch.equal(lb.features.cpu(), ref[lb.batch.node_ids.cpu()])
+        ids = torch.randint(0, g.num_nodes, (1000,), generator=torch.Generator().manual_seed(2))
+        assert torch.equal(s.gather(ids).cpu(), ref[ids])

@@ -115,3 +115,15 @@ def test_make_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["make-graph", str(tmp_path / "g"), "--nodes", "500", "--feat-dim", "4", "--dtype", "bfloat16"]) == 0
     assert "500 nodes" in capsys.readouterr().out
     assert main(["make-graph", str(tmp_path / "g"), "--nodes", "500"]) == 2  # exists, no --overwrite
+
+
+def test_every_command_has_working_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from suite.cli import build_parser
+
+    _, commands = build_parser()
+    assert {"run", "list", "make-graph", "check", "probe", "report", "trace", "simulate"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: accessbench" in capsys.readouterr().out
