@@ -5,10 +5,11 @@ error (``kernels.pinning`` turns codes into ``PinningError``s with context)."""
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import Protocol
 
 __all__ = ["Driver", "CudaDriver", "FLAG_PORTABLE", "FLAG_DEVICEMAP", "FLAG_READ_ONLY", "CUDA_SUCCESS",
-           "CUDA_ERROR_OUT_OF_MEMORY", "CUDA_ERROR_ALREADY_REGISTERED"]
+           "CUDA_ERROR_OUT_OF_MEMORY", "CUDA_ERROR_ALREADY_REGISTERED", "registered_cover"]
 
 FLAG_PORTABLE, FLAG_DEVICEMAP, FLAG_READ_ONLY = 0x1, 0x2, 0x8
 CUDA_SUCCESS, CUDA_ERROR_OUT_OF_MEMORY, CUDA_ERROR_ALREADY_REGISTERED = 0, 2, 712
@@ -73,3 +74,44 @@ class CudaDriver:
         code = self._lib.cuDeviceGetAttribute(ctypes.byref(value), _ATTR_READ_ONLY_HOST_REGISTER_SUPPORTED,
                                                device_index)
         return code == 0 and value.value == 1
+
+
+def registered_cover(drv: Driver, address: int, start: int, end: int) -> tuple[int, list[int]]:
+    """How far from ``start`` (towards ``end``) existing registrations cover host memory without a gap, and the
+    start of each covering range met on the way. ``address`` is the first byte of the whole buffer: where the
+    driver gives no range for a host pointer, each page is checked instead for a device mapping at the same offset
+    from ``address``'s (the driver maps registered pages, whole pages at a time).
+
+    Ranges come from ``cuPointerGetAttribute`` ``RANGE_START_ADDR``/``RANGE_SIZE``, read in host addresses or, if
+    they do not contain the host pointer, in device addresses."""
+    pos, starts = start, []
+    while pos < end and len(starts) < 1024:
+        code, lo, size = drv.pointer_range(pos)
+        if code != CUDA_SUCCESS or size <= 0:
+            if not starts:
+                return _pages_mapped_until(drv, address, start, end), [start]
+            break
+        if lo <= pos < lo + size:
+            covered_to = lo + size
+        else:
+            code, dptr = drv.device_pointer(pos)
+            if code != CUDA_SUCCESS or not lo <= dptr < lo + size:
+                break
+            covered_to = pos + (lo + size - dptr)
+        starts.append(pos)
+        pos = covered_to
+    return min(pos, end), starts
+
+
+def _pages_mapped_until(drv: Driver, address: int, start: int, end: int) -> int:
+    code, base = drv.device_pointer(address)
+    if code != CUDA_SUCCESS:
+        return start
+    page = os.sysconf("SC_PAGE_SIZE")
+    pos = start
+    while pos < end:
+        code, dptr = drv.device_pointer(pos)
+        if code != CUDA_SUCCESS or dptr != base + (pos - address):
+            return pos
+        pos = (pos // page + 1) * page
+    return end

@@ -38,6 +38,7 @@ from kernels.cuda_driver import (
     FLAG_READ_ONLY,
     CudaDriver,
     Driver,
+    registered_cover,
 )
 from kernels.errors import AccessBenchError
 from kernels.host_memory import (
@@ -341,32 +342,19 @@ def _pin(tensor: torch.Tensor, name: str, device: torch.device, read_only: bool,
 
 def _foreign_cover(drv: Driver, name: str, address: int, nbytes: int, piece: tuple[int, int], index: int,
                    count: int, hint: str) -> list[int]:
-    """On ``CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED``: check that existing registrations cover every byte of
-    ``piece`` (the driver refuses a range that only overlaps one, registering nothing); returns the start of each
-    covering range inside the piece. Raises ``PinningError`` if any byte is left uncovered."""
+    """On ``CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED``: the driver refuses a range that merely overlaps an existing
+    registration, registering nothing, so use the piece only if existing registrations cover every byte of it
+    (``registered_cover``); returns the start of each covering range. Raises ``PinningError`` otherwise."""
     start, end = piece[0], piece[0] + piece[1]
-    pos, starts = start, []
-    while pos < end and len(starts) < 1024:
-        code, lo, size = drv.pointer_range(pos)
-        if code != CUDA_SUCCESS or size <= 0:
-            break
-        if lo <= pos < lo + size:  # the range is reported in host addresses
-            covered_to = lo + size
-        else:  # or in device addresses: compare with pos's device address
-            code, dptr = drv.device_pointer(pos)
-            if code != CUDA_SUCCESS or not lo <= dptr < lo + size:
-                break
-            covered_to = pos + (lo + size - dptr)
-        starts.append(pos)
-        pos = covered_to
-    if pos >= end:
+    covered_to, starts = registered_cover(drv, address, start, end)
+    if covered_to >= end:
         return starts
     msg = (f"cannot pin {name} in place ({format_bytes(nbytes)} at 0x{address:x}): piece {index + 1}/{count}"
-                  f" ({format_bytes(piece[1])} at offset {start - address}) is partly page-locked already"
-                  f" ({drv.error_name(CUDA_ERROR_ALREADY_REGISTERED)}), but existing registrations cover only its first"
-                  f" {pos - start} bytes (the rest is not registered and the GPU must not read it); CUDA registers"
-                  f" whole pages, so the buffer shares a page with memory registered elsewhere: copy it into pages of"
-                  f" its own (kernels.pinning.aligned_copy) or release the other registration")
+           f" ({format_bytes(piece[1])} at offset {start - address}) is partly page-locked already"
+           f" ({drv.error_name(CUDA_ERROR_ALREADY_REGISTERED)}), but existing registrations cover only its first"
+           f" {covered_to - start} bytes (the rest is not registered and the GPU must not read it); CUDA registers"
+           f" whole pages, so the buffer shares a page with memory registered elsewhere: copy it into pages of its"
+           f" own (kernels.pinning.aligned_copy) or release the other registration")
     raise PinningError(msg + (f"; {hint}" if hint else ""))
 
 

@@ -18,7 +18,7 @@ import torch
 
 from kernels.base import LoadedBatch
 
-__all__ = ["BatchCounts", "KernelClock", "SideStreamLoader"]
+__all__ = ["BatchCounts", "BatchLedger", "KernelClock", "SideStreamLoader"]
 
 
 class KernelClock:
@@ -106,15 +106,85 @@ class BatchCounts:
         else:
             self.sector_bytes_host += int(total)
 
+    def absorb(self, other: BatchCounts) -> None:
+        """Add ``other`` to these counters. A device-side sum is added on the current stream (which must already
+        be ordered after the work that produced it) and recorded there for the caching allocator."""
+        self.rows += other.rows
+        self.bytes_needed += other.bytes_needed
+        for tier, n in other.bytes.items():
+            self.add_bytes(tier, n)
+        self.csr_bytes += other.csr_bytes
+        self.sector_bytes_host += other.sector_bytes_host
+        dev = other.sector_bytes_dev
+        if dev is not None:
+            if dev.is_cuda:  # summed on the stream that gathered; used on this one
+                dev.record_stream(torch.cuda.current_stream(dev.device))
+            self.sector_bytes_dev = dev.clone() if self.sector_bytes_dev is None else self.sector_bytes_dev + dev
+        self.clock.absorb(other.clock)
+
+    def sector_bytes(self) -> int:
+        """The sector estimate as an int (reading a device-side sum syncs the current stream)."""
+        dev = self.sector_bytes_dev
+        return self.sector_bytes_host + (int(dev) if dev is not None else 0)
+
+
+class BatchLedger:
+    """A strategy's counters since the last ``reset``, fed one call or one batch at a time.
+
+    ``counting()`` yields where one call counts: the current thread's ``collect()`` sink if it has one (a prefetch
+    thread collects each batch's counters and they travel with the batch), else a fresh ``BatchCounts`` added to the
+    totals when the call ends. ``apply`` adds a collected batch when the caller receives it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._tls = threading.local()
+        self.cuda = False
+        self.totals = BatchCounts(cuda=False)
+
+    def reset(self, *, cuda: bool) -> None:
+        """Zero the totals (kernel timing with CUDA events when ``cuda``)."""
+        with self.lock:
+            self.cuda = cuda
+            self.totals = BatchCounts(cuda=cuda)
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[BatchCounts]:
+        """Catch the counts of the calls this thread makes inside the block in the yielded ``BatchCounts``."""
+        previous = getattr(self._tls, "sink", None)
+        sink = BatchCounts(cuda=self.cuda)
+        self._tls.sink = sink
+        try:
+            yield sink
+        finally:
+            self._tls.sink = previous
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[BatchCounts]:
+        """Where one call counts (see the class)."""
+        sink = getattr(self._tls, "sink", None)
+        if sink is not None:
+            yield sink
+            return
+        counts = BatchCounts(cuda=self.cuda)
+        try:
+            yield counts
+        finally:
+            self.apply(counts)
+
+    def apply(self, counts: BatchCounts) -> None:
+        """Add one call's or one batch's counts to the totals."""
+        with self.lock:
+            self.totals.absorb(counts)
+
 
 class SideStreamLoader:
     """A background thread that samples and gathers the next batches on the strategy's side stream (``_side``).
 
-    The strategy needs ``sample``, ``gather`` (each timing its own phase), ``collect_phases``, ``phase``,
-    ``collect_counts`` (a context manager that catches the counters of the calls inside it in a ``BatchCounts``),
-    ``apply_counts``, ``device`` and ``_side`` (a CUDA stream, or None on the CPU). Batches come out in order, marked
-    ``overlapped``; the consumer's stream waits for each batch's event, the tensors are recorded on it for the
-    caching allocator, and then the batch's counters are added to the strategy's.
+    The strategy needs ``sample``, ``gather`` (each timing its own phase and counting into ``counters``, a
+    ``BatchLedger``), ``collect_phases``, ``phase``, ``device`` and ``_side`` (a CUDA stream, or None on the CPU).
+    Batches come out in order, marked ``overlapped``; the consumer's stream waits for each batch's event, the tensors
+    are recorded on it for the caching allocator, and then the batch's counters are added to the strategy's.
     """
 
     _DONE = object()
@@ -148,7 +218,7 @@ class SideStreamLoader:
                 for seeds in seeds_iter:
                     if self.stop_flag.is_set():
                         return
-                    with s.collect_phases() as phase_s, s.collect_counts() as counts:
+                    with s.collect_phases() as phase_s, s.counters.collect() as counts:
                         with s.phase("sample"):
                             batch = s.sample(seeds, fanouts, generator=generator)
                         feats = s.gather(batch.node_ids)
@@ -177,7 +247,7 @@ class SideStreamLoader:
                 for t in (loaded.features, loaded.batch.seeds, loaded.batch.node_ids,
                           *(b.edge_index for b in loaded.batch.blocks)):
                     t.record_stream(main)
-            self.s.apply_counts(counts)  # counted now, as the caller receives it (after the stream wait)
+            self.s.counters.apply(counts)  # counted now, as the caller receives it (after the stream wait)
             yield loaded
 
     def stop(self) -> None:

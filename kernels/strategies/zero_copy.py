@@ -14,9 +14,7 @@ Triton interpreter on host tensors without pinning (tests only; ``availability()
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,7 +35,7 @@ from kernels.pinning import (
 )
 from kernels.registry import register
 from kernels.sampling import sample_blocks
-from kernels.strategies._side_stream import BatchCounts, KernelClock, SideStreamLoader
+from kernels.strategies._side_stream import BatchLedger, SideStreamLoader
 from kernels.triton.gather_plan import VECTOR_BYTES, GatherPlan, plan_gather, sector_bytes_per_row
 from kernels.triton.table import RowTable
 from kernels.types import AccessStats, GraphData, SampledBatch
@@ -107,7 +105,7 @@ class ZeroCopy(AccessStrategy):
         self._side: torch.cuda.Stream | None = None
         self._pipelines: list[SideStreamLoader] = []
         self._setup: dict[str, Any] = {}
-        self._counts_tls = threading.local()  # a prefetch thread's per-batch counters (see collect_counts)
+        self.counters = BatchLedger()  # rows, bytes, kernel time: per call, or per batch under prefetch
         self._reset_counters()
 
     @property
@@ -240,7 +238,7 @@ class ZeroCopy(AccessStrategy):
         batch = sample_blocks(self._indptr, self._indices, seeds, fanouts, generator)
         idx_size = self._indices.element_size()
         csr = sum(16 * b.num_dst + idx_size * b.num_edges for b in batch.blocks)  # indptr pairs + chosen indices
-        with self._counting() as counts:
+        with self.counters.counting() as counts:
             counts.add_bytes("h2d", csr)
             counts.add_bytes("host", csr)
             counts.csr_bytes += csr
@@ -254,7 +252,7 @@ class ZeroCopy(AccessStrategy):
         g = self._require_prepared()
         table, opts = self._table, self.options
         assert table is not None
-        with self._counting() as counts:
+        with self.counters.counting() as counts:
             # the phase starts before the ids move to the device and are validated, as in every strategy
             with self.phase("gather"):
                 prepared = ug.prepare_ids(ids, g.num_nodes, device=self.device, sort=opts.sort_ids)
@@ -312,62 +310,12 @@ class ZeroCopy(AccessStrategy):
             self._pipelines.remove(pipe)
 
     # ---- counters -------------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def collect_counts(self) -> Iterator[BatchCounts]:
-        """Catch the counters of the ``sample``/``gather`` calls this thread makes inside the block in the yielded
-        ``BatchCounts`` instead of adding them to the strategy's; ``apply_counts`` adds them later (the prefetch
-        thread does this per batch, and the batch's counters are applied when the caller receives it)."""
-        previous = getattr(self._counts_tls, "sink", None)
-        sink = BatchCounts(cuda=self.device.type == "cuda")
-        self._counts_tls.sink = sink
-        try:
-            yield sink
-        finally:
-            self._counts_tls.sink = previous
-
-    @contextlib.contextmanager
-    def _counting(self) -> Iterator[BatchCounts]:
-        """The counters of one call: into this thread's ``collect_counts`` sink if there is one, else added to the
-        strategy's counters as the call ends."""
-        sink = getattr(self._counts_tls, "sink", None)
-        if sink is not None:
-            yield sink
-            return
-        counts = BatchCounts(cuda=self.device.type == "cuda")
-        try:
-            yield counts
-        finally:
-            self.apply_counts(counts)
-
-    def apply_counts(self, counts: BatchCounts) -> None:
-        """Add one batch's (or call's) counters to the strategy's; device work is ordered on the current stream."""
-        dev = counts.sector_bytes_dev
-        if dev is not None and dev.is_cuda:  # summed on the stream that gathered; read on this one
-            dev.record_stream(torch.cuda.current_stream(dev.device))
-        with self._lock:
-            st = self._stats
-            st.rows += counts.rows
-            st.bytes_needed += counts.bytes_needed
-            for tier, n in counts.bytes.items():
-                st.add_bytes(tier, n)
-            self._csr_bytes += counts.csr_bytes
-            self._sector_bytes_host += counts.sector_bytes_host
-            if dev is not None:
-                self._sector_bytes_dev = dev.clone() if self._sector_bytes_dev is None else self._sector_bytes_dev + dev
-            self._clock.absorb(counts.clock)
-
     def _reset_counters(self) -> None:
-        if not hasattr(self, "_lock"):
-            self._lock = threading.RLock()  # one lock for the strategy's life
-        with self._lock:
-            self._clock = KernelClock(cuda=self.device.type == "cuda")
-            self._csr_bytes = 0
-            self._sector_bytes_host = 0
-            self._sector_bytes_dev: torch.Tensor | None = None  # a device-side running sum (read in stats)
+        self.counters.reset(cuda=self.device.type == "cuda")
 
     def reset_stats(self) -> None:
         """Zero the counters; batches a prefetch thread made earlier but the caller receives later count then."""
-        with self._lock:
+        with self.counters.lock:
             super().reset_stats()
             self._reset_counters()
 
@@ -375,14 +323,15 @@ class ZeroCopy(AccessStrategy):
         """Counters, with extras: kernel seconds and GB/s, PCIe read estimate, CSR bytes, pinning and the plan.
 
         Reading the device-side sector sum syncs the current stream, on which every batch's sum was added after the
-        batch's work (``apply_counts``), so the figure is complete."""
-        with self._lock:
-            st = super().stats()
-            clock = self._clock
-            dev_sum = self._sector_bytes_dev
-            sectors = self._sector_bytes_host + (int(dev_sum) if dev_sum is not None else 0)
-            csr = self._csr_bytes
-        seconds, nbytes, calls = clock.totals()
+        batch's work (``BatchLedger.apply``), so the figure is complete."""
+        with self.counters.lock:
+            st, t = super().stats(), self.counters.totals
+            st.rows += t.rows
+            st.bytes_needed += t.bytes_needed
+            for tier, n in t.bytes.items():
+                st.add_bytes(tier, n)
+            sectors, csr = t.sector_bytes(), t.csr_bytes
+        seconds, nbytes, calls = t.clock.totals()
         plan = next(iter(self._plans.values()), None)
         st.extras.update(self._setup)
         st.extras.update({

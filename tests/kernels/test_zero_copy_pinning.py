@@ -97,9 +97,11 @@ def test_memory_already_page_locked_is_used_but_not_unregistered() -> None:
     assert not any(c[0] == "unregister" for c in drv.calls)
 
 
-def test_memory_covered_by_several_foreign_registrations_is_used() -> None:
+@pytest.mark.parametrize("ranges", [True, False])
+def test_memory_covered_by_several_foreign_registrations_is_used(ranges: bool) -> None:
+    """Coverage is read from the driver's range attributes, or page by page where it gives none."""
     t = own_pages(3 * PAGE)
-    drv = FakeDriver()
+    drv = FakeDriver(ranges=ranges)
     drv.foreign(t.data_ptr(), PAGE)
     drv.foreign(t.data_ptr() + PAGE, 2 * PAGE)
     with pin_in_place(t, name="two-ranges", device=CUDA0, driver=drv) as buf:
@@ -107,10 +109,11 @@ def test_memory_covered_by_several_foreign_registrations_is_used() -> None:
     assert len(drv.live) == 2
 
 
-def test_partly_registered_memory_is_refused_not_half_pinned() -> None:
+@pytest.mark.parametrize("ranges", [True, False])
+def test_partly_registered_memory_is_refused_not_half_pinned(ranges: bool) -> None:
     """Finding: 712 on a range that only overlaps another registration must not pass as "already pinned"."""
     t = own_pages(3 * PAGE, offset=100)
-    drv = FakeDriver()
+    drv = FakeDriver(ranges=ranges)
     drv.foreign(t.data_ptr() - 100, 200)  # someone else pinned 200 bytes sharing t's first page
     with pytest.raises(PinningError) as info:
         pin_in_place(t, name="indices", device=CUDA0, driver=drv, hint="try option y")

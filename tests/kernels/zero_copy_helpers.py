@@ -46,11 +46,12 @@ class FakeDriver:
     answer with the registration (exact start and size) that holds the page. Fails or misbehaves on request."""
 
     def __init__(self, *, fail_piece: int | None = None, code: int = 2, scatter: bool = False,
-                 read_only: bool = True) -> None:
+                 read_only: bool = True, ranges: bool = True) -> None:
         self.live: dict[int, int] = {}  # start -> size, ours and foreign
         self.pages: dict[int, int] = {}  # page -> start of the registration that holds it
         self.calls: list[tuple[str, int, int, int]] = []
         self.fail_piece, self.code, self.scatter, self.ro = fail_piece, code, scatter, read_only
+        self.ranges = ranges  # False: range queries are refused (as a driver might for host pointers)
 
     @staticmethod
     def _pages(address: int, nbytes: int) -> range:
@@ -89,7 +90,7 @@ class FakeDriver:
 
     def pointer_range(self, address: int) -> tuple[int, int, int]:
         start = self.pages.get(address // PAGE * PAGE)
-        return (1, 0, 0) if start is None else (0, start, self.live[start])
+        return (1, 0, 0) if start is None or not self.ranges else (0, start, self.live[start])
 
     def error_name(self, code: int) -> str:
         return {2: "CUDA_ERROR_OUT_OF_MEMORY (2)", 801: "CUDA_ERROR_NOT_SUPPORTED (801)",
