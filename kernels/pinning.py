@@ -4,176 +4,77 @@
 (``cuMemHostRegister``, portable + device-mapped; read-only on request), in page-aligned pieces of at most
 ``chunk_bytes`` for very large buffers, and returns a ``PinnedBuffer`` whose ``view()`` is a CUDA tensor over the
 same memory. Registrations are kept in a process-wide registry: the same range pinned twice is shared (reference
-counted), a partial overlap is refused, a failure part-way unregisters the pieces already done, and whatever is still
-registered at interpreter exit is unregistered then. Failures raise ``PinningError`` naming the buffer, its size, the
-driver's error and the lockable-memory limit (``ulimit -l``).
+counted), a range that overlaps another one, or only shares a memory page with it, is refused (the driver registers
+whole pages, so two registrations must never share one: ``aligned_copy`` puts an array in pages of its own), a failure
+part-way unregisters the pieces already done, and whatever is still registered at interpreter exit is unregistered
+then. Memory page-locked by someone else (``CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED``) is used only after the
+driver confirms that existing registrations cover every byte of it. Failures raise ``PinningError`` naming the
+buffer, its size, the driver's error and the lockable-memory limit (``ulimit -l``).
 
-The driver API (libcuda through ctypes) is used rather than ``torch.cuda.cudart().cudaHostRegister``: a failed runtime
-call leaves a pending "last error" that torch's next kernel-launch check would report as its own failure, and the
-runtime bindings in torch offer no way to ask for a registered range's device address.
+The driver calls live in ``kernels.cuda_driver`` and the host-memory helpers in ``kernels.host_memory`` (both
+re-exported here). The driver API (libcuda through ctypes) is used rather than
+``torch.cuda.cudart().cudaHostRegister``: a failed runtime call leaves a pending "last error" that torch's next
+kernel-launch check would report as its own failure, and the runtime bindings in torch offer no way to ask for a
+registered range's device address.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import functools
-import os
-import resource
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
+from kernels.cuda_driver import (
+    CUDA_ERROR_ALREADY_REGISTERED,
+    CUDA_ERROR_OUT_OF_MEMORY,
+    CUDA_SUCCESS,
+    FLAG_DEVICEMAP,
+    FLAG_PORTABLE,
+    FLAG_READ_ONLY,
+    CudaDriver,
+    Driver,
+    registered_cover,
+)
 from kernels.errors import AccessBenchError
+from kernels.host_memory import (
+    Backing,
+    aligned_copy,
+    aligned_empty,
+    format_bytes,
+    memlock_limit_text,
+    memory_backing,
+    page_size,
+    page_span,
+    parse_maps,
+    span_bytes,
+)
 
 __all__ = [
     "PinningError", "Driver", "CudaDriver", "PinnedBuffer", "Piece", "Backing", "pin_in_place", "release_all",
     "pinned_bytes", "memlock_limit_text", "memory_backing", "parse_maps", "span_bytes", "format_bytes",
-    "DEFAULT_CHUNK_BYTES",
+    "DEFAULT_CHUNK_BYTES", "page_size", "page_span", "aligned_empty", "aligned_copy", "page_neighbour",
+    "FLAG_PORTABLE", "FLAG_DEVICEMAP", "FLAG_READ_ONLY", "CUDA_SUCCESS", "CUDA_ERROR_OUT_OF_MEMORY",
+    "CUDA_ERROR_ALREADY_REGISTERED",
 ]
 
 DEFAULT_CHUNK_BYTES = 1 << 30
-FLAG_PORTABLE, FLAG_DEVICEMAP, FLAG_READ_ONLY = 0x1, 0x2, 0x8
-CUDA_SUCCESS, CUDA_ERROR_OUT_OF_MEMORY, CUDA_ERROR_ALREADY_REGISTERED = 0, 2, 712
-_ATTR_READ_ONLY_HOST_REGISTER_SUPPORTED = 113
-_POINTER_ATTRIBUTE_DEVICE_POINTER = 3
 
 
 class PinningError(AccessBenchError):
     """Host memory could not be registered with CUDA (or released); the message says which buffer and why."""
 
 
-def format_bytes(n: int | float) -> str:
-    """``1536`` -> ``1.50 KiB``."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} B" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} TiB"  # pragma: no cover
-
-
-def memlock_limit_text() -> str:
-    """The soft RLIMIT_MEMLOCK (``ulimit -l``) as text: ``unlimited`` or a size."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    return "unlimited" if soft == resource.RLIM_INFINITY else format_bytes(soft)
-
-
-def span_bytes(t: torch.Tensor) -> int:
-    """Bytes from ``t.data_ptr()`` to the end of its last element (strided tensors included)."""
-    if t.numel() == 0:
-        return 0
-    return (sum((s - 1) * st for s, st in zip(t.shape, t.stride())) + 1) * t.element_size()
-
-
-# ---- what backs an address range ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Backing:
-    """What a host address range is mapped from: ``anonymous`` memory, a ``file-private`` (copy-on-write) or
-    ``file-shared`` mapping of ``path``, or ``unknown`` (no /proc/self/maps); ``writable`` is False if any page is not."""
-
-    kind: str
-    path: str = ""
-    writable: bool = True
-
-    @property
-    def needs_care(self) -> bool:
-        """True when pinning with write access would copy pages (private file mapping) or cannot work (read-only)."""
-        return self.kind == "file-private" or not self.writable
-
-
-def parse_maps(text: str, address: int, nbytes: int) -> Backing:
-    """Classify ``[address, address + nbytes)`` from the text of ``/proc/<pid>/maps``."""
-    end = address + max(nbytes, 1)
-    kinds: list[Backing] = []
-    for line in text.splitlines():
-        parts = line.split(maxsplit=5)
-        if len(parts) < 5:
-            continue
-        lo, hi = (int(x, 16) for x in parts[0].split("-"))
-        if hi <= address or lo >= end:
-            continue
-        perms, inode, path = parts[1], int(parts[4]), parts[5].strip() if len(parts) > 5 else ""
-        writable = "w" in perms
-        if inode == 0 or not path or path.startswith("["):
-            kinds.append(Backing("anonymous", "", writable))
-        else:
-            kinds.append(Backing("file-private" if perms[3] == "p" else "file-shared", path, writable))
-    if not kinds:
-        return Backing("unknown")
-    files = [k for k in kinds if k.kind != "anonymous"]
-    chosen = files[0] if files else kinds[0]
-    return Backing(chosen.kind, chosen.path, all(k.writable for k in kinds))
-
-
-def memory_backing(address: int, nbytes: int) -> Backing:
-    """What backs ``[address, address + nbytes)`` in this process (Linux; ``unknown`` elsewhere)."""
-    try:
-        with open("/proc/self/maps") as f:
-            return parse_maps(f.read(), address, nbytes)
-    except OSError:
-        return Backing("unknown")
-
-
-# ---- the driver ---------------------------------------------------------------------------------------------------
-class Driver(Protocol):
-    """The four driver calls pinning needs (a fake stands in for it in CPU tests)."""
-
-    def register(self, address: int, nbytes: int, flags: int) -> int: ...
-    def unregister(self, address: int) -> int: ...
-    def device_pointer(self, address: int) -> tuple[int, int]: ...
-    def error_name(self, code: int) -> str: ...
-    def read_only_supported(self, device_index: int) -> bool: ...
-
-
-class CudaDriver:
-    """``libcuda.so.1`` through ctypes; calls need a current context (``pin_in_place`` makes the device's current)."""
-
-    def __init__(self) -> None:
-        try:
-            lib = ctypes.CDLL("libcuda.so.1")
-        except OSError as exc:
-            raise PinningError(f"cannot load the CUDA driver library libcuda.so.1 ({exc})") from None
-        self._lib = lib
-        lib.cuMemHostRegister_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
-        lib.cuMemHostUnregister.argtypes = [ctypes.c_void_p]
-        lib.cuPointerGetAttribute.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64]
-        lib.cuGetErrorName.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
-        lib.cuDeviceGetAttribute.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_int]
-        for fn in (lib.cuMemHostRegister_v2, lib.cuMemHostUnregister, lib.cuPointerGetAttribute, lib.cuGetErrorName,
-                   lib.cuDeviceGetAttribute):
-            fn.restype = ctypes.c_int
-
-    def register(self, address: int, nbytes: int, flags: int) -> int:
-        return int(self._lib.cuMemHostRegister_v2(ctypes.c_void_p(address), nbytes, flags))
-
-    def unregister(self, address: int) -> int:
-        return int(self._lib.cuMemHostUnregister(ctypes.c_void_p(address)))
-
-    def device_pointer(self, address: int) -> tuple[int, int]:
-        out = ctypes.c_uint64(0)
-        code = int(self._lib.cuPointerGetAttribute(ctypes.byref(out), _POINTER_ATTRIBUTE_DEVICE_POINTER, address))
-        return code, int(out.value)
-
-    def error_name(self, code: int) -> str:
-        name = ctypes.c_char_p()
-        if self._lib.cuGetErrorName(code, ctypes.byref(name)) != 0 or not name.value:
-            return f"CUDA error {code}"
-        return f"{name.value.decode()} ({code})"
-
-    def read_only_supported(self, device_index: int) -> bool:
-        value = ctypes.c_int(0)
-        code = self._lib.cuDeviceGetAttribute(ctypes.byref(value), _ATTR_READ_ONLY_HOST_REGISTER_SUPPORTED,
-                                               device_index)
-        return code == 0 and value.value == 1
-
-
 @functools.cache
 def _cuda_driver() -> CudaDriver:
-    return CudaDriver()
+    try:
+        return CudaDriver()
+    except OSError as exc:
+        raise PinningError(f"cannot load the CUDA driver library libcuda.so.1 ({exc})") from None
 
 
 # ---- the registry -------------------------------------------------------------------------------------------------
@@ -208,6 +109,25 @@ def pinned_bytes() -> int:
     """Bytes this process currently holds registered through this module."""
     with _LOCK:
         return sum(e.nbytes for e in _ACTIVE.values())
+
+
+def _shares_page(e: _Entry, address: int, nbytes: int) -> bool:
+    lo, hi = page_span(address, nbytes)
+    elo, ehi = page_span(e.address, e.nbytes)
+    return elo < hi and lo < ehi
+
+
+def page_neighbour(tensor: torch.Tensor) -> str | None:
+    """The name of a range pinned here that shares a memory page with ``tensor`` without being the same range
+    (pinning ``tensor`` in place would then be refused; ``aligned_copy`` gives it pages of its own), else None."""
+    address, nbytes = int(tensor.data_ptr()), span_bytes(tensor)
+    if nbytes == 0:
+        return None
+    with _LOCK:
+        for key, e in _ACTIVE.items():
+            if key != (address, nbytes) and _shares_page(e, address, nbytes):
+                return e.name
+    return None
 
 
 def _pieces(address: int, nbytes: int, chunk_bytes: int) -> list[tuple[int, int]]:
@@ -333,7 +253,8 @@ def _failure(name: str, address: int, nbytes: int, piece: tuple[int, int], index
            f" {memlock_limit_text()}; already pinned by accessbench in this process: {format_bytes(pinned_bytes())}")
     backing = memory_backing(address, nbytes)
     if backing.kind.startswith("file"):
-        msg += f"; the buffer is mapped from {backing.path} ({backing.kind}{', read-only' if not backing.writable else ''})"
+        ro = ", read-only" if not backing.writable else ""
+        msg += f"; the buffer is mapped from {backing.path} ({backing.kind}{ro})"
     if code == CUDA_ERROR_OUT_OF_MEMORY:
         msg += ("; raise the limit (ulimit -l unlimited, memlock in /etc/security/limits.conf, or LimitMEMLOCK= for a"
                 " service), free host memory, or use a smaller graph")
@@ -358,7 +279,7 @@ def pin_in_place(
     """
     if tensor.device.type != "cpu":
         raise PinningError(f"{name}: only host (CPU) tensors can be pinned in place, got {tensor.device}")
-    page = os.sysconf("SC_PAGE_SIZE")
+    page = page_size()
     if chunk_bytes < page or chunk_bytes % page:
         raise ValueError(f"chunk_bytes must be a positive multiple of the page size ({page}), got {chunk_bytes}")
     address, nbytes = int(tensor.data_ptr()), span_bytes(tensor)
@@ -388,22 +309,29 @@ def _pin(tensor: torch.Tensor, name: str, device: torch.device, read_only: bool,
             same.refs += 1
             return PinnedBuffer(same, name=name, tensor=tensor, device=device)
         for e in _ACTIVE.values():
-            if e.address < address + nbytes and address < e.address + e.nbytes:
-                raise PinningError(f"cannot pin {name} ({format_bytes(nbytes)} at 0x{address:x}): it overlaps {e.name}"
-                                   f" ({format_bytes(e.nbytes)} at 0x{e.address:x}), pinned by accessbench already")
+            what = ("overlaps" if e.address < address + nbytes and address < e.address + e.nbytes
+                    else "shares a memory page with" if _shares_page(e, address, nbytes) else "")
+            if what:
+                raise PinningError(f"cannot pin {name} ({format_bytes(nbytes)} at 0x{address:x}): it {what} {e.name}"
+                                   f" ({format_bytes(e.nbytes)} at 0x{e.address:x}), pinned by accessbench already;"
+                                   f" CUDA registers whole pages, so two registrations must not share one: copy the"
+                                   f" array into pages of its own first (kernels.pinning.aligned_copy)")
         flags = FLAG_PORTABLE | FLAG_DEVICEMAP | (FLAG_READ_ONLY if read_only else 0)
         ranges = _pieces(address, nbytes, chunk_bytes)
         done: list[Piece] = []
+        points: list[int] = []  # addresses where the device mapping must continue the first byte's
         try:
             for i, (start, size) in enumerate(ranges):
                 code = drv.register(start, size, flags)
                 if code == CUDA_ERROR_ALREADY_REGISTERED:
+                    points += _foreign_cover(drv, name, address, nbytes, (start, size), i, len(ranges), hint)
                     done.append(Piece(start, size, owned=False))
                 elif code == CUDA_SUCCESS:
                     done.append(Piece(start, size))
+                    points.append(start)
                 else:
                     raise _failure(name, address, nbytes, (start, size), i, len(ranges), code, drv, read_only, hint)
-            base = _device_address(drv, name, done, address)
+            base = _device_address(drv, name, points, address)
         except BaseException:
             _unregister_pieces(drv, done)
             raise
@@ -412,16 +340,35 @@ def _pin(tensor: torch.Tensor, name: str, device: torch.device, read_only: bool,
     return PinnedBuffer(entry, name=name, tensor=tensor, device=device)
 
 
-def _device_address(drv: Driver, name: str, pieces: list[Piece], address: int) -> int:
-    """The device address of the first byte; every piece must map at the same offset from it (one UVA range)."""
+def _foreign_cover(drv: Driver, name: str, address: int, nbytes: int, piece: tuple[int, int], index: int,
+                   count: int, hint: str) -> list[int]:
+    """On ``CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED``: the driver refuses a range that merely overlaps an existing
+    registration, registering nothing, so use the piece only if existing registrations cover every byte of it
+    (``registered_cover``); returns the start of each covering range. Raises ``PinningError`` otherwise."""
+    start, end = piece[0], piece[0] + piece[1]
+    covered_to, starts = registered_cover(drv, address, start, end)
+    if covered_to >= end:
+        return starts
+    msg = (f"cannot pin {name} in place ({format_bytes(nbytes)} at 0x{address:x}): piece {index + 1}/{count}"
+           f" ({format_bytes(piece[1])} at offset {start - address}) is partly page-locked already"
+           f" ({drv.error_name(CUDA_ERROR_ALREADY_REGISTERED)}), but existing registrations cover only its first"
+           f" {covered_to - start} bytes (the rest is not registered and the GPU must not read it); CUDA registers"
+           f" whole pages, so the buffer shares a page with memory registered elsewhere: copy it into pages of its"
+           f" own (kernels.pinning.aligned_copy) or release the other registration")
+    raise PinningError(msg + (f"; {hint}" if hint else ""))
+
+
+def _device_address(drv: Driver, name: str, points: list[int], address: int) -> int:
+    """The device address of the first byte; each of ``points`` must map at the same offset from it (one UVA
+    range across pieces and across the registrations that cover them)."""
     code, base = drv.device_pointer(address)
     if code != CUDA_SUCCESS:
         raise PinningError(f"{name}: registered, but the driver gives no device address ({drv.error_name(code)})")
-    for p in pieces[1:]:
-        code, dptr = drv.device_pointer(p.address)
-        if code != CUDA_SUCCESS or dptr != base + (p.address - address):
+    for p in points:
+        code, dptr = drv.device_pointer(p)
+        if code != CUDA_SUCCESS or dptr != base + (p - address):
             raise PinningError(f"{name}: the driver mapped the registered pieces at non-contiguous device addresses"
-                               f" (piece at offset {p.address - address}); pin with a larger chunk_bytes")
+                               f" (piece at offset {p - address}); pin with a larger chunk_bytes")
     return base
 
 

@@ -1,5 +1,9 @@
-"""Helpers of the zero-copy strategy: a kernel clock read lazily from CUDA events, and a loader that samples and
-gathers the next batches on a side stream in a background thread while the caller computes."""
+"""Helpers of the zero-copy strategy: a kernel clock read lazily from CUDA events, per-batch counters, and a loader
+that samples and gathers the next batches on a side stream in a background thread while the caller computes.
+
+Counters follow the batch, not the thread: what the background thread counts for a batch travels with it in a
+``BatchCounts`` and is added to the strategy's counters only when the caller receives that batch, so a
+``reset_stats()`` between two batches splits them exactly, however far ahead the thread has run."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import torch
 
 from kernels.base import LoadedBatch
 
-__all__ = ["KernelClock", "SideStreamLoader"]
+__all__ = ["BatchCounts", "BatchLedger", "KernelClock", "SideStreamLoader"]
 
 
 class KernelClock:
@@ -61,13 +65,126 @@ class KernelClock:
             self._fold(block=True)
             return self.seconds, self.bytes, self.calls
 
+    def absorb(self, other: KernelClock) -> None:
+        """Move ``other``'s launches (pending events and folded totals) into this clock; ``other`` is left empty."""
+        with other.lock:
+            pending, seconds, nbytes, calls = other.pending, other.seconds, other.bytes, other.calls
+            other.pending, other.seconds, other.bytes, other.calls = [], 0.0, 0, 0
+        with self.lock:
+            self.pending += pending
+            self.seconds, self.bytes, self.calls = self.seconds + seconds, self.bytes + nbytes, self.calls + calls
+            if len(self.pending) > 256:
+                self._fold(block=False)
+
+
+class BatchCounts:
+    """What serving one batch (or one call) moved: rows, bytes by tier, CSR bytes, the 32-byte-sector estimate (a
+    host int plus, for unaligned strides, a device-side sum read only in ``stats``) and the kernel launches."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.rows = 0
+        self.bytes_needed = 0
+        self.bytes: dict[str, int] = {}
+        self.csr_bytes = 0
+        self.sector_bytes_host = 0
+        self.sector_bytes_dev: torch.Tensor | None = None
+        self.clock = KernelClock(cuda)
+
+    def count_rows(self, rows: int, row_bytes: int) -> None:
+        """Count ``rows`` rows of ``row_bytes`` bytes requested by the caller."""
+        self.rows += int(rows)
+        self.bytes_needed += int(rows) * int(row_bytes)
+
+    def add_bytes(self, tier: str, nbytes: int) -> None:
+        """Count ``nbytes`` through ``tier``."""
+        self.bytes[tier] = self.bytes.get(tier, 0) + int(nbytes)
+
+    def add_sector_bytes(self, total: int | torch.Tensor) -> None:
+        """Add a sector-byte count, a host int or a 0-d device tensor (summed on the device, no sync)."""
+        if isinstance(total, torch.Tensor):
+            self.sector_bytes_dev = total if self.sector_bytes_dev is None else self.sector_bytes_dev + total
+        else:
+            self.sector_bytes_host += int(total)
+
+    def absorb(self, other: BatchCounts) -> None:
+        """Add ``other`` to these counters. A device-side sum is added on the current stream (which must already
+        be ordered after the work that produced it) and recorded there for the caching allocator."""
+        self.rows += other.rows
+        self.bytes_needed += other.bytes_needed
+        for tier, n in other.bytes.items():
+            self.add_bytes(tier, n)
+        self.csr_bytes += other.csr_bytes
+        self.sector_bytes_host += other.sector_bytes_host
+        dev = other.sector_bytes_dev
+        if dev is not None:
+            if dev.is_cuda:  # summed on the stream that gathered; used on this one
+                dev.record_stream(torch.cuda.current_stream(dev.device))
+            self.sector_bytes_dev = dev.clone() if self.sector_bytes_dev is None else self.sector_bytes_dev + dev
+        self.clock.absorb(other.clock)
+
+    def sector_bytes(self) -> int:
+        """The sector estimate as an int (reading a device-side sum syncs the current stream)."""
+        dev = self.sector_bytes_dev
+        return self.sector_bytes_host + (int(dev) if dev is not None else 0)
+
+
+class BatchLedger:
+    """A strategy's counters since the last ``reset``, fed one call or one batch at a time.
+
+    ``counting()`` yields where one call counts: the current thread's ``collect()`` sink if it has one (a prefetch
+    thread collects each batch's counters and they travel with the batch), else a fresh ``BatchCounts`` added to the
+    totals when the call ends. ``apply`` adds a collected batch when the caller receives it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._tls = threading.local()
+        self.cuda = False
+        self.totals = BatchCounts(cuda=False)
+
+    def reset(self, *, cuda: bool) -> None:
+        """Zero the totals (kernel timing with CUDA events when ``cuda``)."""
+        with self.lock:
+            self.cuda = cuda
+            self.totals = BatchCounts(cuda=cuda)
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[BatchCounts]:
+        """Catch the counts of the calls this thread makes inside the block in the yielded ``BatchCounts``."""
+        previous = getattr(self._tls, "sink", None)
+        sink = BatchCounts(cuda=self.cuda)
+        self._tls.sink = sink
+        try:
+            yield sink
+        finally:
+            self._tls.sink = previous
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[BatchCounts]:
+        """Where one call counts (see the class)."""
+        sink = getattr(self._tls, "sink", None)
+        if sink is not None:
+            yield sink
+            return
+        counts = BatchCounts(cuda=self.cuda)
+        try:
+            yield counts
+        finally:
+            self.apply(counts)
+
+    def apply(self, counts: BatchCounts) -> None:
+        """Add one call's or one batch's counts to the totals."""
+        with self.lock:
+            self.totals.absorb(counts)
+
 
 class SideStreamLoader:
     """A background thread that samples and gathers the next batches on the strategy's side stream (``_side``).
 
-    The strategy needs ``sample``, ``gather`` (each timing its own phase), ``collect_phases``, ``phase``, ``device``
-    and ``_side`` (a CUDA stream, or None on the CPU). Batches come out in order, marked ``overlapped``; the
-    consumer's stream waits for each batch's event and the tensors are recorded on it for the caching allocator.
+    The strategy needs ``sample``, ``gather`` (each timing its own phase and counting into ``counters``, a
+    ``BatchLedger``), ``collect_phases``, ``phase``, ``device`` and ``_side`` (a CUDA stream, or None on the CPU).
+    Batches come out in order, marked ``overlapped``; the consumer's stream waits for each batch's event, the tensors
+    are recorded on it for the caching allocator, and then the batch's counters are added to the strategy's.
     """
 
     _DONE = object()
@@ -101,7 +218,7 @@ class SideStreamLoader:
                 for seeds in seeds_iter:
                     if self.stop_flag.is_set():
                         return
-                    with s.collect_phases() as phase_s:
+                    with s.collect_phases() as phase_s, s.counters.collect() as counts:
                         with s.phase("sample"):
                             batch = s.sample(seeds, fanouts, generator=generator)
                         feats = s.gather(batch.node_ids)
@@ -109,7 +226,7 @@ class SideStreamLoader:
                     if cuda:
                         ready = torch.cuda.Event()
                         ready.record()
-                    if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), ready)):
+                    if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), ready, counts)):
                         return
             self._put(self._DONE)
         except BaseException as exc:  # handed to the consumer and raised there
@@ -122,7 +239,7 @@ class SideStreamLoader:
                 return
             if isinstance(item, BaseException):
                 raise item
-            loaded, ready = item  # type: ignore[misc]
+            loaded, ready, counts = item  # type: ignore[misc]
             if ready is not None:
                 main = torch.cuda.current_stream(self.s.device)
                 main.wait_event(ready)
@@ -130,13 +247,16 @@ class SideStreamLoader:
                 for t in (loaded.features, loaded.batch.seeds, loaded.batch.node_ids,
                           *(b.edge_index for b in loaded.batch.blocks)):
                     t.record_stream(main)
+            self.s.counters.apply(counts)  # counted now, as the caller receives it (after the stream wait)
             yield loaded
 
     def stop(self) -> None:
+        """Stop the thread and wait for it: no launch of it may outlive this call (the caller may unregister the
+        memory its kernels read next). It ends within one batch's work: it checks the flag between batches."""
         self.stop_flag.set()
         while True:
             try:
                 self.queue.get_nowait()
             except queue.Empty:
                 break
-        self.thread.join(timeout=30)
+        self.thread.join()

@@ -15,7 +15,6 @@ Triton interpreter on host tensors without pinning (tests only; ``availability()
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,10 +24,18 @@ import torch
 from kernels.base import AccessStrategy, LoadedBatch, check_ids
 from kernels.device import cuda_available, triton_available
 from kernels.errors import InvalidOptions, StrategyUnavailable
-from kernels.pinning import PinnedBuffer, PinningError, memory_backing, pin_in_place, span_bytes
+from kernels.pinning import (
+    PinnedBuffer,
+    PinningError,
+    aligned_copy,
+    memory_backing,
+    page_neighbour,
+    pin_in_place,
+    span_bytes,
+)
 from kernels.registry import register
 from kernels.sampling import sample_blocks
-from kernels.strategies._side_stream import KernelClock, SideStreamLoader
+from kernels.strategies._side_stream import BatchLedger, SideStreamLoader
 from kernels.triton.gather_plan import VECTOR_BYTES, GatherPlan, plan_gather, sector_bytes_per_row
 from kernels.triton.table import RowTable
 from kernels.types import AccessStats, GraphData, SampledBatch
@@ -98,6 +105,7 @@ class ZeroCopy(AccessStrategy):
         self._side: torch.cuda.Stream | None = None
         self._pipelines: list[SideStreamLoader] = []
         self._setup: dict[str, Any] = {}
+        self.counters = BatchLedger()  # rows, bytes, kernel time: per call, or per batch under prefetch
         self._reset_counters()
 
     @property
@@ -129,13 +137,14 @@ class ZeroCopy(AccessStrategy):
         self.graph, self.device = graph, device
         self._reset_counters()  # the kernel clock depends on the device
         self._setup = {"interpreted": interpreted, "materialized_bytes": 0, "pinned_bytes": 0,
-                       "read_only_bytes": 0, "already_locked_bytes": 0}
+                       "read_only_bytes": 0, "already_locked_bytes": 0, "page_copied_bytes": 0}
         import kernels.triton.uva_gather  # noqa: F401  (fail here, not in the first gather, if triton is broken)
 
         if interpreted:
             self._indptr, self._indices = graph.indptr, graph.indices
             self._table = RowTable.from_tensor(graph.features)
             self._check_vector_option()
+            self._compile_kernel()
             return
         try:
             feats = self._pin(graph.features, "features")
@@ -145,9 +154,29 @@ class ZeroCopy(AccessStrategy):
             self._table = RowTable.from_tensor(feats.tensor, data=feats.byte_view())
             self._check_vector_option()
             self._side = torch.cuda.Stream(device)
+            self._compile_kernel()
         except BaseException:
             self._release()
             raise
+
+    def _compile_kernel(self) -> None:
+        """Launch the gather once, on row 0, so that Triton compiles (or loads from its disk cache) the kernel here,
+        in ``prepare_s``, and never in a measured step. Every later launch of this strategy uses the same variant:
+        the plan is fixed per table, ``sort_ids`` fixes the permutation flag, and the launcher does not specialise
+        on the id count (see ``kernels.triton.uva_gather``). Nothing is counted."""
+        from kernels.triton import uva_gather as ug
+
+        table, opts = self._table, self.options
+        assert table is not None
+        if table.num_rows == 0:
+            return
+        prepared = ug.prepare_ids(torch.zeros(1, dtype=torch.int64), table.num_rows, device=self.device,
+                                  sort=opts.sort_ids)
+        out = torch.empty((1, table.row_elems), dtype=table.dtype, device=self.device)
+        ug.launch(table, prepared, out, self._plan(out), max_programs=opts.max_programs or None,
+                  num_warps=opts.num_warps)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _check_vector_option(self) -> None:
         """A forced ``vector_bytes`` must suit the table (outputs are always 16-byte aligned)."""
@@ -160,7 +189,12 @@ class ZeroCopy(AccessStrategy):
             raise InvalidOptions(f"zero-copy: {exc}") from None
 
     def _pin(self, t: torch.Tensor, name: str) -> PinnedBuffer:
-        """Pin ``t`` in place, following ``file_backed`` for memory-mapped arrays."""
+        """Pin ``t`` in place, following ``file_backed`` for memory-mapped arrays.
+
+        Copies (materialized arrays, and arrays that share a memory page with memory this process pinned already)
+        go into page-aligned, page-rounded buffers: the driver registers whole pages, so two registrations must
+        never share one.
+        """
         opts: ZeroCopyOptions = self.options
         backing = memory_backing(t.data_ptr(), span_bytes(t))
         read_only = False
@@ -171,13 +205,16 @@ class ZeroCopy(AccessStrategy):
                                    f"{_FILE_HINT}")
             if opts.file_backed == "materialize":
                 try:
-                    t = t.contiguous() if not t.is_contiguous() else torch.empty_like(t).copy_(t)
+                    t = aligned_copy(t)
                 except RuntimeError as exc:
                     raise PinningError(f"zero-copy: {what}; materializing its {span_bytes(t)} bytes failed "
                                        f"({str(exc).splitlines()[0]}); try file_backed=readonly") from None
                 self._setup["materialized_bytes"] += span_bytes(t)
             else:
                 read_only = True
+        if page_neighbour(t) is not None and not read_only:  # e.g. small heap arrays next to each other
+            t = aligned_copy(t)
+            self._setup["page_copied_bytes"] += span_bytes(t)
         buf = pin_in_place(t, name=name, device=self.device, read_only=read_only,
                            chunk_bytes=self.options.chunk_mib << 20, hint=_FILE_HINT if backing.needs_care else "")
         self._pinned.append(buf)
@@ -201,10 +238,10 @@ class ZeroCopy(AccessStrategy):
         batch = sample_blocks(self._indptr, self._indices, seeds, fanouts, generator)
         idx_size = self._indices.element_size()
         csr = sum(16 * b.num_dst + idx_size * b.num_edges for b in batch.blocks)  # indptr pairs + chosen indices
-        self._stats.add_bytes("h2d", csr)
-        self._stats.add_bytes("host", csr)
-        with self._lock:
-            self._csr_bytes += csr
+        with self.counters.counting() as counts:
+            counts.add_bytes("h2d", csr)
+            counts.add_bytes("host", csr)
+            counts.csr_bytes += csr
         return batch
 
     # ---- gathering ------------------------------------------------------------------------------------------------
@@ -215,20 +252,22 @@ class ZeroCopy(AccessStrategy):
         g = self._require_prepared()
         table, opts = self._table, self.options
         assert table is not None
-        with self.phase("gather"):
-            prepared = ug.prepare_ids(ids, g.num_nodes, device=self.device, sort=opts.sort_ids)
-            out = torch.empty((prepared.n, table.row_elems), dtype=table.dtype, device=self.device)
+        with self.counters.counting() as counts:
+            # the phase starts before the ids move to the device and are validated, as in every strategy
+            with self.phase("gather"):
+                prepared = ug.prepare_ids(ids, g.num_nodes, device=self.device, sort=opts.sort_ids)
+                out = torch.empty((prepared.n, table.row_elems), dtype=table.dtype, device=self.device)
+                if prepared.n:
+                    plan = self._plan(out)
+                    with counts.clock.timing(prepared.n * table.row_bytes):
+                        ug.launch(table, prepared, out, plan, max_programs=opts.max_programs or None,
+                                  num_warps=opts.num_warps)
+            nbytes = prepared.n * table.row_bytes
+            counts.count_rows(prepared.n, table.row_bytes)
+            counts.add_bytes("h2d", nbytes)
+            counts.add_bytes("host", nbytes)  # the DMA reads each byte of host memory once; nothing is staged
             if prepared.n:
-                plan = self._plan(out)
-                with self._clock.timing(prepared.n * table.row_bytes):
-                    ug.launch(table, prepared, out, plan, max_programs=opts.max_programs or None,
-                              num_warps=opts.num_warps)
-        nbytes = prepared.n * table.row_bytes
-        self._stats.count_rows(prepared.n, table.row_bytes)
-        self._stats.add_bytes("h2d", nbytes)
-        self._stats.add_bytes("host", nbytes)  # the DMA reads each byte of host memory once; nothing is staged
-        if prepared.n:
-            self._count_sectors(prepared.load_ids)
+                counts.add_sector_bytes(self._sector_bytes(prepared.load_ids))
         return out
 
     def _plan(self, out: torch.Tensor) -> GatherPlan:
@@ -243,22 +282,15 @@ class ZeroCopy(AccessStrategy):
             self._plans[key] = plan
         return plan
 
-    def _count_sectors(self, load_ids: torch.Tensor) -> None:
-        """32-byte sectors the rows touch (what the link carries for reads), without a host sync."""
+    def _sector_bytes(self, load_ids: torch.Tensor) -> int | torch.Tensor:
+        """Bytes of the 32-byte sectors the rows touch (what the link carries for reads), without a host sync: an
+        int where every row has the same placement, else a 0-d tensor summed on the device."""
         table = self._table
         assert table is not None
         if table.row_stride % 32 == 0:
-            per_row = sector_bytes_per_row(start_address=table.address, row_bytes=table.row_bytes)
-            with self._lock:
-                self._sector_bytes_host += per_row * load_ids.numel()
-            return
+            return sector_bytes_per_row(start_address=table.address, row_bytes=table.row_bytes) * load_ids.numel()
         head = (load_ids * table.row_stride + table.address) % 32
-        total = ((head + table.row_bytes + 31) // 32 * 32).sum()
-        with self._lock:
-            if self._sector_bytes_dev is None:
-                self._sector_bytes_dev = total
-            else:
-                self._sector_bytes_dev += total
+        return ((head + table.row_bytes + 31) // 32 * 32).sum()
 
     # ---- pipelined loading ----------------------------------------------------------------------------------------
     def load(
@@ -279,26 +311,27 @@ class ZeroCopy(AccessStrategy):
 
     # ---- counters -------------------------------------------------------------------------------------------------
     def _reset_counters(self) -> None:
-        if not hasattr(self, "_lock"):
-            self._lock = threading.Lock()  # one lock for the strategy's life: a prefetch thread may hold it
-        with self._lock:
-            self._clock = KernelClock(cuda=self.device.type == "cuda")
-            self._csr_bytes = 0
-            self._sector_bytes_host = 0
-            self._sector_bytes_dev: torch.Tensor | None = None  # a device-side running sum (read in stats)
+        self.counters.reset(cuda=self.device.type == "cuda")
 
     def reset_stats(self) -> None:
-        super().reset_stats()
-        self._reset_counters()
+        """Zero the counters; batches a prefetch thread made earlier but the caller receives later count then."""
+        with self.counters.lock:
+            super().reset_stats()
+            self._reset_counters()
 
     def stats(self) -> AccessStats:
-        """Counters, with extras: kernel seconds and GB/s, PCIe read estimate, CSR bytes, pinning and the plan."""
-        st = super().stats()
-        seconds, nbytes, calls = self._clock.totals()
-        with self._lock:
-            dev_sum = self._sector_bytes_dev
-            sectors = self._sector_bytes_host + (int(dev_sum) if dev_sum is not None else 0)
-            csr = self._csr_bytes
+        """Counters, with extras: kernel seconds and GB/s, PCIe read estimate, CSR bytes, pinning and the plan.
+
+        Reading the device-side sector sum syncs the current stream, on which every batch's sum was added after the
+        batch's work (``BatchLedger.apply``), so the figure is complete."""
+        with self.counters.lock:
+            st, t = super().stats(), self.counters.totals
+            st.rows += t.rows
+            st.bytes_needed += t.bytes_needed
+            for tier, n in t.bytes.items():
+                st.add_bytes(tier, n)
+            sectors, csr = t.sector_bytes(), t.csr_bytes
+        seconds, nbytes, calls = t.clock.totals()
         plan = next(iter(self._plans.values()), None)
         st.extras.update(self._setup)
         st.extras.update({

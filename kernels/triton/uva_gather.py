@@ -20,7 +20,7 @@ from kernels.triton.gather_plan import DEFAULT_ALIGN_BYTES, DEFAULT_TILE_WORDS, 
 from kernels.triton.gather_ref import check_id_tensor
 from kernels.triton.table import RowTable
 
-__all__ = ["gather_rows", "PreparedIds", "prepare_ids", "launch", "interpreting"]
+__all__ = ["gather_rows", "PreparedIds", "prepare_ids", "launch", "interpreting", "UNSPECIALISED"]
 
 _WORD_TYPES = {1: tl.int8, 2: tl.int16, 4: tl.int32}
 
@@ -74,13 +74,20 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
+#: Arguments the compiled kernel is not specialised on. Triton would otherwise compile a variant per value class of
+#: each integer (``== 1``, divisible by 16, other): the id count and the tile count change with every batch, so a
+#: measured step could meet a fresh compile. Everything else a launch passes is fixed per table and plan, and the
+#: id and output buffers are always 16-byte aligned (``prepare_ids``, fresh outputs), so one strategy compiles once.
+UNSPECIALISED: tuple[str, ...] = ("n", "n_tiles")
+
+
 @functools.cache
 def _kernel(interpret: bool) -> Any:
     if interpret:
         from triton.runtime.interpreter import InterpretedFunction
 
         return InterpretedFunction(_gather_kernel)
-    return triton.jit(_gather_kernel)
+    return triton.jit(_gather_kernel, do_not_specialize=list(UNSPECIALISED))
 
 
 class PreparedIds:
@@ -98,6 +105,9 @@ def prepare_ids(ids: torch.Tensor, num_rows: int, *, device: torch.device, sort:
                 check: bool = True) -> PreparedIds:
     """Move ``ids`` to ``device`` as int64, sort them (keeping the permutation) and check their range.
 
+    The load ids are contiguous and 16-byte aligned (a sliced view is copied), so every launch has the same
+    pointer specialisation.
+
     The range check reads the two ends of the sorted ids (or their min/max): one small device-to-host copy.
     Out-of-range ids raise ``InvalidIds``; with ``check=False`` the kernel still skips them (their rows stay unset).
     """
@@ -110,6 +120,8 @@ def prepare_ids(ids: torch.Tensor, num_rows: int, *, device: torch.device, sort:
         ends = torch.stack((load_ids[0], load_ids[-1]))
     else:
         load_ids, out_rows = ids, None
+        if not ids.is_contiguous() or ids.data_ptr() % 16:  # a view: copy, so every launch sees 16-byte alignment
+            load_ids = ids.clone(memory_format=torch.contiguous_format)
         ends = torch.stack(torch.aminmax(ids)) if check else None
     if check and ends is not None:
         lo, hi = ends.tolist()

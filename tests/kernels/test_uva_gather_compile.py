@@ -53,3 +53,26 @@ def test_compiles_for_sm90_with_the_planned_vector_width(base: int, row_bytes: i
     loads = _ops(ptx, "ld") - {"ld.global.b64"}  # the int64 ids and permutation
     assert loads == {load}
     assert _ops(ptx, "st") == {store}
+
+
+def test_one_compiled_variant_whatever_the_id_count() -> None:
+    """The launcher's specialisation key must not depend on the id count, so the launch ``prepare`` makes on one id
+    compiles the variant every batch uses (no compile inside a measured step). Uses triton's own binder."""
+    import torch
+    from triton.backends.compiler import BaseBackend
+    from triton.runtime.jit import create_function_from_signature
+
+    from kernels.triton.uva_gather import _kernel
+
+    kernel = _kernel(False)
+    binder = create_function_from_signature(kernel.signature, kernel.params, BaseBackend)
+    words = triton.reinterpret(torch.zeros(256, dtype=torch.uint8), triton.language.int32)
+    ids = torch.zeros(64, dtype=torch.int64)
+    plan = plan_gather(base_address=words.data_ptr(), row_bytes=64, row_stride=64)
+    keys = set()
+    for n in (1, 7, 16, 4096, 100_003):
+        _, spec, _ = binder(words, ids, ids, words, n, 5000, plan.lead_vecs, plan.stride_vecs, plan.row_vecs,
+                            plan.chunks, plan.tiles(n), VEC=plan.vec_words, ALIGN_VECS=plan.align_vecs,
+                            ROWS=plan.rows_per_tile, BLOCK=plan.block_words, PERMUTED=True)
+        keys.add(tuple(map(str, spec)))
+    assert len(keys) == 1

@@ -9,6 +9,8 @@ involved (fanout -1).
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -223,3 +225,85 @@ def test_already_pinned_and_padded_tables(dev) -> None:
     with registry.create("zero-copy", max_programs=4, sort_ids=False) as s:
         s.prepare(graph, dev)
         assert torch.equal(s.gather(ids).cpu(), base.features[ids])
+
+
+def test_small_arrays_sharing_a_page_are_sampled_exactly(dev) -> None:
+    """Finding #2: indptr and indices side by side in one page must not be registered over each other."""
+    base = make_graph(num_nodes=200, feat_dim=8, max_degree=6)
+    raw = pinning.aligned_empty(4 * pinning.page_size())
+    nb_ptr, nb_idx = base.indptr.numel() * 8, base.indices.numel() * 4
+    assert nb_ptr + nb_idx < raw.numel()
+    indptr = raw[:nb_ptr].view(torch.int64).copy_(base.indptr)
+    indices = raw[nb_ptr: nb_ptr + nb_idx].view(torch.int32).copy_(base.indices)
+    graph = GraphData(200, indptr, indices, base.features)
+    seeds = torch.arange(0, 200, 3)
+    with registry.create("zero-copy") as s:
+        s.prepare(graph, dev)
+        assert s.stats().extras["page_copied_bytes"] > 0
+        got = s.sample(seeds, [-1, -1], generator=torch.Generator(device=dev))
+        want = sample_blocks(base.indptr, base.indices, seeds, [-1, -1], torch.Generator())
+        torch.cuda.synchronize(dev)
+        assert torch.equal(got.node_ids.cpu(), want.node_ids)
+        ids = got.node_ids
+        assert torch.equal(s.gather(ids).cpu(), base.features[ids.cpu()])
+
+
+def test_already_registered_needs_full_coverage(dev) -> None:
+    """The driver's CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED is accepted only where the existing registration
+    (cuPointerGetAttribute RANGE_START_ADDR / RANGE_SIZE) covers the whole buffer."""
+    page = pinning.page_size()
+    drv = pinning._cuda_driver()
+    raw = pinning.aligned_empty(8 * page)
+    torch.cuda.synchronize(dev)  # the primary context is current for the direct driver calls below
+    assert drv.register(raw.data_ptr(), 4 * page, pinning.FLAG_PORTABLE | pinning.FLAG_DEVICEMAP) == 0
+    try:
+        inside = raw[100: 3 * page]
+        with pin_in_place(inside, name="inside", device=dev) as buf:
+            assert buf.owned_bytes == 0
+            assert torch.equal(buf.view().cpu(), inside)
+        across = raw[2 * page: 6 * page]  # half registered: must be refused, never half pinned
+        with pytest.raises(PinningError, match="cover only"):
+            pin_in_place(across, name="across", device=dev)
+    finally:
+        assert drv.unregister(raw.data_ptr()) == 0
+
+
+def test_stats_with_prefetch_equal_sequential(dev) -> None:
+    """Finding #3 on the GPU, with 12-byte rows so the sector estimate is summed on the device."""
+    graph = make_graph(num_nodes=3000, feat_dim=3, max_degree=20)
+    seeds = [torch.arange(i, i + 128) for i in range(0, 2560, 128)]
+
+    def run(prefetch: int) -> tuple:
+        with registry.create("zero-copy", prefetch=prefetch) as s:
+            s.prepare(graph, dev)
+            it = s.load(seeds, [5, 5], generator=torch.Generator(device=dev).manual_seed(2))
+            next(it), next(it)
+            time.sleep(0.2)  # let the thread run ahead
+            s.reset_stats()
+            for _ in range(5):
+                next(it)
+            time.sleep(0.2)
+            st = s.stats()
+            it.close()
+        return st.rows, st.bytes_needed, st.bytes_by_tier, st.extras["feature_sector_bytes"], st.extras["kernel_calls"]
+
+    assert run(0) == run(2)
+
+
+def test_prepare_compiles_the_only_variant_gathers_use(dev) -> None:
+    """Finding #7: after prepare, gathers of any size compile nothing more."""
+    from kernels.triton import uva_gather as ug
+
+    kernel = ug._kernel(False)
+    graph = make_graph(num_nodes=4000, feat_dim=45, dtype=torch.float16)  # a plan no other test uses
+
+    def compiled() -> int:
+        return sum(len(entry[0]) for entry in kernel.device_caches.values())
+
+    with registry.create("zero-copy") as s:
+        s.prepare(graph, dev)
+        after_prepare = compiled()
+        for n in (1, 16, 1000, 33_333):
+            ids = _ids(4000, n, n)
+            assert torch.equal(s.gather(ids).cpu(), graph.features[ids])
+        assert compiled() == after_prepare

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,43 +10,9 @@ import torch
 
 from kernels import pinning
 from kernels.pinning import Backing, PinningError, parse_maps, pin_in_place
+from tests.kernels.zero_copy_helpers import PAGE, FakeDriver, own_pages
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 CUDA0 = torch.device("cuda", 0)  # only a label here: the fake driver never touches CUDA
-
-
-class FakeDriver:
-    """Records registrations; fails or misbehaves on request."""
-
-    def __init__(self, *, fail_piece: int | None = None, code: int = 2, already: bool = False,
-                 scatter: bool = False, read_only: bool = True) -> None:
-        self.live: dict[int, int] = {}
-        self.calls: list[tuple[str, int, int, int]] = []
-        self.fail_piece, self.code, self.already, self.scatter, self.ro = fail_piece, code, already, scatter, read_only
-
-    def register(self, address: int, nbytes: int, flags: int) -> int:
-        self.calls.append(("register", address, nbytes, flags))
-        if self.fail_piece is not None and sum(c[0] == "register" for c in self.calls) - 1 == self.fail_piece:
-            return self.code
-        if self.already:
-            return pinning.CUDA_ERROR_ALREADY_REGISTERED
-        assert address not in self.live
-        self.live[address] = nbytes
-        return 0
-
-    def unregister(self, address: int) -> int:
-        self.calls.append(("unregister", address, 0, 0))
-        return 0 if self.live.pop(address, None) is not None else 713
-
-    def device_pointer(self, address: int) -> tuple[int, int]:
-        moved = self.scatter and self.live and address != min(self.live)  # later pieces land elsewhere
-        return 0, address + (0x10000 if moved else 0)
-
-    def error_name(self, code: int) -> str:
-        return {2: "CUDA_ERROR_OUT_OF_MEMORY (2)", 801: "CUDA_ERROR_NOT_SUPPORTED (801)"}.get(code, f"E{code}")
-
-    def read_only_supported(self, device_index: int) -> bool:
-        return self.ro
 
 
 @pytest.fixture(autouse=True)
@@ -124,11 +89,72 @@ def test_same_range_is_shared_and_overlaps_are_refused() -> None:
 
 def test_memory_already_page_locked_is_used_but_not_unregistered() -> None:
     t = torch.randn(2048)
-    drv = FakeDriver(already=True)
+    drv = FakeDriver()
+    drv.foreign(t.data_ptr() - 64, t.numel() * 4 + 128)  # e.g. a pin_memory() allocation holding the tensor
     buf = pin_in_place(t, name="pinned-elsewhere", device=CUDA0, driver=drv)
-    assert buf.owned_bytes == 0 and buf.nbytes == t.numel() * 4
+    assert buf.owned_bytes == 0 and buf.nbytes == t.numel() * 4 and buf.device_address == t.data_ptr()
     buf.release()
     assert not any(c[0] == "unregister" for c in drv.calls)
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_memory_covered_by_several_foreign_registrations_is_used(ranges: bool) -> None:
+    """Coverage is read from the driver's range attributes, or page by page where it gives none."""
+    t = own_pages(3 * PAGE)
+    drv = FakeDriver(ranges=ranges)
+    drv.foreign(t.data_ptr(), PAGE)
+    drv.foreign(t.data_ptr() + PAGE, 2 * PAGE)
+    with pin_in_place(t, name="two-ranges", device=CUDA0, driver=drv) as buf:
+        assert buf.owned_bytes == 0
+    assert len(drv.live) == 2
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_partly_registered_memory_is_refused_not_half_pinned(ranges: bool) -> None:
+    """Finding: 712 on a range that only overlaps another registration must not pass as "already pinned"."""
+    t = own_pages(3 * PAGE, offset=100)
+    drv = FakeDriver(ranges=ranges)
+    drv.foreign(t.data_ptr() - 100, 200)  # someone else pinned 200 bytes sharing t's first page
+    with pytest.raises(PinningError) as info:
+        pin_in_place(t, name="indices", device=CUDA0, driver=drv, hint="try option y")
+    msg = str(info.value)
+    assert "indices" in msg and "ALREADY_REGISTERED" in msg and "cover only its first" in msg
+    assert "aligned_copy" in msg and "try option y" in msg
+    assert list(drv.live) == [t.data_ptr() - 100]  # nothing of t was registered, nothing else was undone
+
+
+def test_arrays_sharing_a_page_are_refused_and_aligned_copies_are_not() -> None:
+    """Two small arrays next to each other share a page: the second registration would overlap the first."""
+    raw = own_pages(2 * PAGE)
+    a, b = raw[:1000], raw[1000:3000]
+    drv = FakeDriver()
+    with pin_in_place(a, name="indptr", device=CUDA0, driver=drv):
+        assert pinning.page_neighbour(b) == "indptr" and pinning.page_neighbour(a) is None
+        with pytest.raises(PinningError, match="shares a memory page with indptr.*aligned_copy"):
+            pin_in_place(b, name="indices", device=CUDA0, driver=drv)
+        c = pinning.aligned_copy(b)
+        assert torch.equal(c, b) and c.data_ptr() % PAGE == 0 and pinning.page_neighbour(c) is None
+        with pin_in_place(c, name="indices", device=CUDA0, driver=drv) as buf:
+            assert buf.owned_bytes == buf.nbytes == 2000
+        assert sum(1 for call in drv.calls if call[0] == "register") == 2  # b never reached the driver
+    assert drv.live == {}
+
+
+@pytest.mark.parametrize(("nbytes", "dtype", "shape"), [(12, torch.float32, (3,)), (PAGE, torch.int64, (PAGE // 8,)),
+                                                       (3 * PAGE + 6, torch.float16, (3 * PAGE // 2 + 3,))])
+def test_aligned_buffers_own_their_pages(nbytes: int, dtype: torch.dtype, shape: tuple[int, ...]) -> None:
+    src = torch.arange(torch.Size(shape).numel()).to(dtype).view(shape)
+    copies = [pinning.aligned_copy(src) for _ in range(4)]
+    spans = []
+    for c in copies:
+        assert c.dtype == dtype and c.shape == src.shape and torch.equal(c, src) and c.data_ptr() % PAGE == 0
+        lo, hi = pinning.page_span(c.data_ptr(), nbytes)
+        base = c.untyped_storage().data_ptr()
+        assert base <= lo and hi <= base + c.untyped_storage().nbytes()  # every page it touches is its own
+        spans.append((lo, hi))
+    spans.sort()
+    assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))
+    assert pinning.aligned_empty(5).numel() == 5 and pinning.aligned_copy(torch.empty(0, 4)).shape == (0, 4)
 
 
 def test_read_only_registration() -> None:
@@ -142,7 +168,7 @@ def test_read_only_registration() -> None:
 
 def test_release_all_unregisters_everything() -> None:
     drv = FakeDriver()
-    keep = [torch.randn(100), torch.randn(300)]
+    keep = [pinning.aligned_copy(torch.randn(100)), pinning.aligned_copy(torch.randn(300))]
     for i, t in enumerate(keep):
         pin_in_place(t, name=f"t{i}", device=CUDA0, driver=drv)
     assert len(drv.live) == 2

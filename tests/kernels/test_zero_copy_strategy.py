@@ -3,6 +3,7 @@ Triton kernel under ``TRITON_INTERPRET=1`` on host tensors (no pinning; the GPU 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from kernels.sampling import sample_blocks
 from kernels.strategies.zero_copy import ZeroCopy, ZeroCopyOptions
 from kernels.types import GraphData
 from tests.conftest import make_graph
+from tests.kernels.zero_copy_helpers import PAGE, FakeDriver, own_pages
 
 CPU = torch.device("cpu")
 
@@ -216,3 +218,122 @@ def test_close_is_idempotent_and_final(zc: ZeroCopy) -> None:
     zc.close()
     with pytest.raises(RuntimeError, match="closed|prepare"):
         zc.gather(torch.arange(3))
+
+
+# ---- counters follow the batches the caller receives ------------------------------------------------------------
+def _wait_full(s: ZeroCopy) -> None:
+    """Let the prefetch thread run as far ahead as it can (its queue full), so counting ahead would show."""
+    deadline = time.monotonic() + 60
+    while s._pipelines and not s._pipelines[0].queue.full():
+        assert time.monotonic() < deadline, "the prefetch thread did not fill its queue"
+        time.sleep(0.01)
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_stats_cover_exactly_the_batches_received_after_reset(interpret, small_graph, prefetch: int) -> None:
+    """Finding #3: warm-up, reset_stats(), N measured batches, stats(): the same figures with and without prefetch,
+    and equal to what those N batches needed, however far ahead the background thread is."""
+    seeds = [torch.arange(i, i + 10) for i in range(0, 200, 10)]
+    with _open(small_graph, prefetch=prefetch) as s:
+        it = s.load(seeds, [4, 3], generator=torch.Generator().manual_seed(11))
+        for _ in range(2):  # warm-up
+            next(it)
+        _wait_full(s)
+        s.reset_stats()
+        measured = [next(it) for _ in range(4)]
+        _wait_full(s)
+        st = s.stats()
+        it.close()
+    rows = sum(lb.batch.node_ids.numel() for lb in measured)
+    csr = sum(16 * b.num_dst + small_graph.indices.element_size() * b.num_edges
+              for lb in measured for b in lb.batch.blocks)
+    feat = rows * small_graph.row_bytes
+    assert st.rows == rows and st.bytes_needed == feat
+    assert st.bytes_by_tier == {"h2d": feat + csr, "host": feat + csr}
+    assert st.extras["csr_bytes"] == csr and st.extras["kernel_calls"] == 4
+    assert st.extras["feature_sector_bytes"] >= feat
+
+
+@pytest.mark.interpret
+def test_counts_of_batches_never_received_are_dropped(interpret, small_graph) -> None:
+    with _open(small_graph, prefetch=3) as s:
+        it = s.load([torch.arange(i, i + 5) for i in range(0, 100, 5)], [3], generator=torch.Generator())
+        first = next(it)
+        _wait_full(s)
+        it.close()
+        st = s.stats()
+    assert st.rows == first.batch.node_ids.numel() and st.extras["kernel_calls"] == 1
+
+
+# ---- the kernel is compiled in prepare, never in a measured step -------------------------------------------------
+@pytest.mark.interpret
+@pytest.mark.parametrize("sort_ids", [True, False])
+def test_prepare_launches_the_gather_once_uncounted(interpret, small_graph, monkeypatch: pytest.MonkeyPatch,
+                                                    sort_ids: bool) -> None:
+    from kernels.triton import uva_gather as ug
+
+    launches: list[tuple[int, bool]] = []
+    real = ug.launch
+
+    def spy(table, prepared, out, plan, **kw):  # noqa: ANN001, ANN003, ANN202
+        launches.append((prepared.n, prepared.out_rows is not None))
+        return real(table, prepared, out, plan, **kw)
+
+    monkeypatch.setattr(ug, "launch", spy)
+    with _open(small_graph, sort_ids=sort_ids) as s:
+        assert launches == [(1, sort_ids)]  # the same permutation flag as every later launch
+        st = s.stats()
+        assert st.rows == 0 and st.bytes_by_tier == {} and st.extras["kernel_calls"] == 0
+        ids = torch.randint(0, small_graph.num_nodes, (77,))
+        assert torch.equal(s.gather(ids), small_graph.features[ids])
+        assert launches[1] == (77, sort_ids) and s.stats().extras["kernel_calls"] == 1
+
+
+# ---- what pinning does with each array (fake driver standing in for libcuda) -------------------------------------
+@pytest.fixture
+def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDriver]:
+    from kernels import pinning
+
+    drv = FakeDriver()
+    monkeypatch.setattr(pinning, "_cuda_driver", lambda: drv)
+    yield drv
+    pinning.release_all()
+
+
+def _pinner(file_backed: str = "materialize") -> ZeroCopy:
+    s = ZeroCopy(ZeroCopyOptions(file_backed=file_backed))  # type: ignore[arg-type]
+    s.device = torch.device("cuda", 0)  # a label: the fake driver never touches CUDA
+    s._setup = {"materialized_bytes": 0, "pinned_bytes": 0, "read_only_bytes": 0, "already_locked_bytes": 0,
+                "page_copied_bytes": 0}
+    return s
+
+
+def test_arrays_sharing_a_page_are_copied_into_pages_of_their_own(fake_driver: FakeDriver) -> None:
+    """Finding #2: small heap arrays next to each other must not be registered over a shared page."""
+    raw = own_pages(3 * PAGE)
+    indptr, indices = raw[:800].view(torch.int64), raw[800:2000].view(torch.int32)
+    s = _pinner()
+    a = s._pin(indptr, "indptr")
+    b = s._pin(indices, "indices")
+    assert a.tensor.data_ptr() == indptr.data_ptr()  # the first one stays in place
+    assert b.tensor.data_ptr() != indices.data_ptr() and b.tensor.data_ptr() % PAGE == 0
+    assert torch.equal(b.tensor, indices) and s._setup["page_copied_bytes"] == 1200
+    assert len(fake_driver.live) == 2 and s._setup["pinned_bytes"] == 2000
+    s._release()
+    assert fake_driver.live == {}
+
+
+def test_materialized_store_arrays_own_their_pages(fake_driver: FakeDriver, tiny_store) -> None:
+    from workloads.store import open_store
+
+    g = open_store(tiny_store)
+    s = _pinner()
+    bufs = [s._pin(getattr(g, n), n) for n in ("features", "indptr", "indices")]
+    for buf, name in zip(bufs, ("features", "indptr", "indices")):
+        src = getattr(g, name)
+        assert buf.tensor.data_ptr() % PAGE == 0 and torch.equal(buf.tensor, src)
+        assert buf.owned_bytes == buf.nbytes == src.numel() * src.element_size()
+    assert s._setup["materialized_bytes"] == sum(b.nbytes for b in bufs) and s._setup["page_copied_bytes"] == 0
+    s._release()
+    assert fake_driver.live == {}
