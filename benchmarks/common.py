@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from kernels import registry
-from suite.execute import workload_options
 from kernels.base import AccessStrategy
 from kernels.device import resolve_device, synchronize
 from kernels.errors import StrategyUnavailable
 from kernels.types import GraphData
+from suite.execute import workload_options
 from workloads.config import Workload, load_workload
 from workloads.graphs import graph_path, materialise
 from workloads.store import open_store
@@ -28,7 +28,7 @@ from workloads.store import open_store
 #: Distinct random id sets the gather benchmarks cycle through (so caches and the page cache cannot learn one set).
 ID_SETS = 64
 
-__all__ = ["PRESETS", "STRATEGIES", "PARAMS", "PARAM_NAMES", "Base", "median_seconds"]
+__all__ = ["PARAMS", "PARAM_NAMES", "PRESETS", "STRATEGIES", "Base", "median_seconds"]
 
 PRESETS: list[str] = [p.strip() for p in os.environ.get("ACCESSBENCH_ASV_PRESETS", "tiny").split(",") if p.strip()]
 STRATEGIES: list[str] = registry.names()

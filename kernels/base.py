@@ -17,7 +17,7 @@ import torch
 from kernels.errors import InvalidIds
 from kernels.types import AccessStats, GraphData, SampledBatch
 
-__all__ = ["AccessStrategy", "LoadedBatch", "PhaseHook", "NoOptions", "PHASES", "check_ids"]
+__all__ = ["PHASES", "AccessStrategy", "LoadedBatch", "NoOptions", "PhaseHook", "check_ids"]
 
 #: Phase names shared by strategies, telemetry windows, NVTX ranges, result columns and plot labels.
 PHASES: tuple[str, ...] = ("sample", "gather", "transfer", "compute", "step")

@@ -8,8 +8,17 @@ import ctypes
 import os
 from typing import Protocol
 
-__all__ = ["Driver", "CudaDriver", "FLAG_PORTABLE", "FLAG_DEVICEMAP", "FLAG_READ_ONLY", "CUDA_SUCCESS",
-           "CUDA_ERROR_OUT_OF_MEMORY", "CUDA_ERROR_ALREADY_REGISTERED", "registered_cover"]
+__all__ = [
+    "CUDA_ERROR_ALREADY_REGISTERED",
+    "CUDA_ERROR_OUT_OF_MEMORY",
+    "CUDA_SUCCESS",
+    "FLAG_DEVICEMAP",
+    "FLAG_PORTABLE",
+    "FLAG_READ_ONLY",
+    "CudaDriver",
+    "Driver",
+    "registered_cover",
+]
 
 FLAG_PORTABLE, FLAG_DEVICEMAP, FLAG_READ_ONLY = 0x1, 0x2, 0x8
 CUDA_SUCCESS, CUDA_ERROR_OUT_OF_MEMORY, CUDA_ERROR_ALREADY_REGISTERED = 0, 2, 712

@@ -9,7 +9,7 @@ import torch
 
 from kernels.errors import StrategyUnavailable
 
-__all__ = ["resolve_device", "synchronize", "cuda_available", "triton_available", "describe_device"]
+__all__ = ["cuda_available", "describe_device", "resolve_device", "synchronize", "triton_available"]
 
 
 @functools.cache

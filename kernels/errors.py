@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AccessBenchError", "StrategyUnavailable", "InvalidOptions", "InvalidIds", "StoreError"]
+__all__ = ["AccessBenchError", "InvalidIds", "InvalidOptions", "StoreError", "StrategyUnavailable"]
 
 
 class AccessBenchError(Exception):

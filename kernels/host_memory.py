@@ -9,11 +9,21 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["format_bytes", "memlock_limit_text", "span_bytes", "page_size", "page_span", "aligned_empty",
-           "aligned_copy", "Backing", "parse_maps", "memory_backing"]
+__all__ = [
+    "Backing",
+    "aligned_copy",
+    "aligned_empty",
+    "format_bytes",
+    "memlock_limit_text",
+    "memory_backing",
+    "page_size",
+    "page_span",
+    "parse_maps",
+    "span_bytes",
+]
 
 
-def format_bytes(n: int | float) -> str:
+def format_bytes(n: float) -> str:
     """``1536`` -> ``1.50 KiB``."""
     n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["next_uses", "BeladyCache", "BeladyStep", "belady_misses"]
+__all__ = ["BeladyCache", "BeladyStep", "belady_misses", "next_uses"]
 
 Admit = Literal["bypass", "always"]
 

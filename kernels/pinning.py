@@ -55,11 +55,32 @@ from kernels.host_memory import (
 )
 
 __all__ = [
-    "PinningError", "Driver", "CudaDriver", "PinnedBuffer", "Piece", "Backing", "pin_in_place", "release_all",
-    "pinned_bytes", "memlock_limit_text", "memory_backing", "parse_maps", "span_bytes", "format_bytes",
-    "DEFAULT_CHUNK_BYTES", "page_size", "page_span", "aligned_empty", "aligned_copy", "page_neighbour",
-    "FLAG_PORTABLE", "FLAG_DEVICEMAP", "FLAG_READ_ONLY", "CUDA_SUCCESS", "CUDA_ERROR_OUT_OF_MEMORY",
     "CUDA_ERROR_ALREADY_REGISTERED",
+    "CUDA_ERROR_OUT_OF_MEMORY",
+    "CUDA_SUCCESS",
+    "DEFAULT_CHUNK_BYTES",
+    "FLAG_DEVICEMAP",
+    "FLAG_PORTABLE",
+    "FLAG_READ_ONLY",
+    "Backing",
+    "CudaDriver",
+    "Driver",
+    "Piece",
+    "PinnedBuffer",
+    "PinningError",
+    "aligned_copy",
+    "aligned_empty",
+    "format_bytes",
+    "memlock_limit_text",
+    "memory_backing",
+    "page_neighbour",
+    "page_size",
+    "page_span",
+    "parse_maps",
+    "pin_in_place",
+    "pinned_bytes",
+    "release_all",
+    "span_bytes",
 ]
 
 DEFAULT_CHUNK_BYTES = 1 << 30

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from kernels.base import AccessStrategy
 from kernels.errors import InvalidOptions, StrategyUnavailable
 
-__all__ = ["register", "create", "availability", "names", "get", "parse_options", "option_fields"]
+__all__ = ["availability", "create", "get", "names", "option_fields", "parse_options", "register"]
 
 _REGISTRY: dict[str, type[AccessStrategy]] = {}
 _LOADED = False

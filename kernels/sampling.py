@@ -17,7 +17,7 @@ import torch
 
 from kernels.types import Block, SampledBatch
 
-__all__ = ["sample_neighbors", "sample_blocks", "unique_first_occurrence", "validate_fanouts"]
+__all__ = ["sample_blocks", "sample_neighbors", "unique_first_occurrence", "validate_fanouts"]
 
 
 def validate_fanouts(fanouts: Sequence[int]) -> list[int]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FeatureFile", "GraphData", "Block", "SampledBatch", "AccessStats", "TIERS"]
+__all__ = ["TIERS", "AccessStats", "Block", "FeatureFile", "GraphData", "SampledBatch"]
 
 #: Tiers that bytes can move through, in the order reports show them.
 TIERS: tuple[str, ...] = ("host", "h2d", "disk", "peer", "device")

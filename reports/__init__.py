@@ -10,6 +10,16 @@ from reports.tables import summary_frame, workload_tables
 from reports.write import ReportPaths, build_report, write_report
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "Comparison", "compare_results", "ReportError", "RunData", "load_run", "records_frame",
-    "summary_frame", "workload_tables", "ReportPaths", "build_report", "write_report",
+    "DEFAULT_THRESHOLD",
+    "Comparison",
+    "ReportError",
+    "ReportPaths",
+    "RunData",
+    "build_report",
+    "compare_results",
+    "load_run",
+    "records_frame",
+    "summary_frame",
+    "workload_tables",
+    "write_report",
 ]

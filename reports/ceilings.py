@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["CEILING_LABELS", "ceilings_frame", "ceiling_value", "relevant_ceiling", "machine_stamp"]
+__all__ = ["CEILING_LABELS", "ceiling_value", "ceilings_frame", "machine_stamp", "relevant_ceiling"]
 
 #: probe.json keys in display order, with a human label.
 CEILING_LABELS: dict[str, str] = {

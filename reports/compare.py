@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Comparison", "compare_results", "VERDICTS", "DEFAULT_THRESHOLD"]
+__all__ = ["DEFAULT_THRESHOLD", "VERDICTS", "Comparison", "compare_results"]
 
 DEFAULT_THRESHOLD = 0.05
 

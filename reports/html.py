@@ -19,7 +19,7 @@ from reports.compare import Comparison
 from reports.plots import Plot
 from reports.tables import COLUMNS, WorkloadTable, format_value
 
-__all__ = ["render_html", "Section"]
+__all__ = ["Section", "render_html"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;

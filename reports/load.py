@@ -15,8 +15,18 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
-    "RunData", "ReportError", "load_run", "load_results", "records_frame", "load_probe", "load_power",
-    "PHASES", "TIERS", "NUMERIC_COLUMNS", "RESULTS_FILE", "PROBE_FILE",
+    "NUMERIC_COLUMNS",
+    "PHASES",
+    "PROBE_FILE",
+    "RESULTS_FILE",
+    "TIERS",
+    "ReportError",
+    "RunData",
+    "load_power",
+    "load_probe",
+    "load_results",
+    "load_run",
+    "records_frame",
 ]
 
 RESULTS_FILE = "results.jsonl"

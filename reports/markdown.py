@@ -10,7 +10,7 @@ import pandas as pd
 from reports.compare import Comparison
 from reports.tables import COLUMNS, WorkloadTable, format_value
 
-__all__ = ["render_markdown", "MD_COLUMNS"]
+__all__ = ["MD_COLUMNS", "render_markdown"]
 
 #: The columns summary.md shows (the HTML and CSV carry all of them).
 MD_COLUMNS: tuple[str, ...] = ("time (ms)", "speed-up vs cpu-centric", "GB/s", "% of ceiling", "CPU util (%)",

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from reports.ceilings import CEILING_LABELS, ceiling_value
 
-__all__ = ["Plot", "phase_plot", "throughput_plot", "energy_plot", "hit_rate_plot", "power_plot"]
+__all__ = ["Plot", "energy_plot", "hit_rate_plot", "phase_plot", "power_plot", "throughput_plot"]
 
 _STACK = ("sample", "gather", "transfer", "compute")
 _COLOURS = {"sample": "#4c72b0", "gather": "#dd8452", "transfer": "#55a868", "compute": "#c44e52"}

@@ -14,8 +14,16 @@ import pandas as pd
 
 from reports.ceilings import CEILING_LABELS, ceiling_value, relevant_ceiling
 
-__all__ = ["Column", "COLUMNS", "WorkloadTable", "summary_frame", "workload_tables", "headline_time",
-           "BASELINE_STRATEGY", "format_value"]
+__all__ = [
+    "BASELINE_STRATEGY",
+    "COLUMNS",
+    "Column",
+    "WorkloadTable",
+    "format_value",
+    "headline_time",
+    "summary_frame",
+    "workload_tables",
+]
 
 BASELINE_STRATEGY = "cpu-centric"
 _TIME_PHASES = ("step", "gather")

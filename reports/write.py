@@ -17,7 +17,7 @@ from reports.load import RunData, load_run
 from reports.markdown import render_markdown
 from reports.tables import summary_frame, workload_tables
 
-__all__ = ["ReportPaths", "write_report", "build_report", "failures_frame"]
+__all__ = ["ReportPaths", "build_report", "failures_frame", "write_report"]
 
 
 @dataclass(frozen=True)

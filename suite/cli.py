@@ -12,7 +12,7 @@ from types import ModuleType
 
 from kernels.errors import AccessBenchError
 
-__all__ = ["main", "build_parser", "fail"]
+__all__ = ["build_parser", "fail", "main"]
 
 EXIT_USAGE = 2
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "git_commit", "cpu_model", "gpu_stamp"]
+__all__ = ["cpu_model", "environment", "git_commit", "gpu_stamp"]
 
 
 @functools.cache

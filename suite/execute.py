@@ -327,9 +327,8 @@ def _run_sample(rec: Record, cfg: Config, strategy: AccessStrategy, graph: Graph
     def one(_: int) -> dict[str, float]:
         seeds = next(batches)
         t0 = time.perf_counter()
-        with strategy.collect_phases() as ph:
-            with strategy.phase("sample"):
-                batch = strategy.sample(seeds, wl.fanouts, generator=gen)
+        with strategy.collect_phases() as ph, strategy.phase("sample"):
+            batch = strategy.sample(seeds, wl.fanouts, generator=gen)
         ph["step"] = time.perf_counter() - t0
         edges[0] += batch.num_edges
         return ph

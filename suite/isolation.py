@@ -29,8 +29,15 @@ from suite.telemetry.settings import TelemetrySettings
 from workloads.config import Workload
 from workloads.generate import GraphSpec
 
-__all__ = ["run_isolated", "config_to_dict", "config_from_dict", "record_from_dict", "DEFAULT_TIMEOUT_S",
-           "WORK_DIR", "LOG_DIR"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "LOG_DIR",
+    "WORK_DIR",
+    "config_from_dict",
+    "config_to_dict",
+    "record_from_dict",
+    "run_isolated",
+]
 
 DEFAULT_TIMEOUT_S = 3600.0
 WORK_DIR = ".work"

@@ -19,7 +19,7 @@ from suite.records import Record
 from suite.telemetry import Telemetry
 from suite.telemetry.ranges import TorchProfilerRanges
 
-__all__ = ["measure", "profile_pass", "StepBody"]
+__all__ = ["StepBody", "measure", "profile_pass"]
 
 #: One step: takes the step index, returns seconds per phase (``step`` included).
 StepBody = Callable[[int], dict[str, float]]

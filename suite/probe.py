@@ -28,8 +28,15 @@ from kernels.device import cuda_available
 from suite.probe_disk import DISK_KEYS, disk_probes
 from suite.probe_memory import Sizes, gpu_probes, host_probes
 
-__all__ = ["ensure_probe", "run_probe", "probe_cache_dir", "machine_identity", "PROBE_KEYS", "PROBE_FILE",
-           "SCHEMA_VERSION"]
+__all__ = [
+    "PROBE_FILE",
+    "PROBE_KEYS",
+    "SCHEMA_VERSION",
+    "ensure_probe",
+    "machine_identity",
+    "probe_cache_dir",
+    "run_probe",
+]
 
 PROBE_FILE = "probe.json"
 SCHEMA_VERSION = 1

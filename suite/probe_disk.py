@@ -27,7 +27,7 @@ import numpy as np
 
 from suite.probe_memory import missing
 
-__all__ = ["disk_probes", "DISK_KEYS", "QUEUE_DEPTHS", "fio_available", "filesystem_of"]
+__all__ = ["DISK_KEYS", "QUEUE_DEPTHS", "disk_probes", "filesystem_of", "fio_available"]
 
 QUEUE_DEPTHS = (1, 32, 128)
 DISK_KEYS = (*(f"disk_iops_qd{q}" for q in QUEUE_DEPTHS), "disk_seq_gbps")

@@ -18,7 +18,7 @@ import torch
 
 from kernels.device import cuda_available
 
-__all__ = ["Sizes", "host_probes", "gpu_probes", "entry", "missing", "GPU_METHODS"]
+__all__ = ["GPU_METHODS", "Sizes", "entry", "gpu_probes", "host_probes", "missing"]
 
 MiB = 1 << 20
 GATHER_ROW_BYTES = 512

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "Record", "config_key", "append_record", "read_records", "RESULTS_FILE"]
+__all__ = ["RESULTS_FILE", "SCHEMA_VERSION", "Record", "append_record", "config_key", "read_records"]
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"

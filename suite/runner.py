@@ -26,8 +26,18 @@ from suite.records import RESULTS_FILE, Record, append_record, read_records
 from suite.telemetry.settings import TelemetrySettings
 from workloads.config import Workload
 
-__all__ = ["expand_matrix", "parse_option_sweeps", "Sweep", "run_sweep", "prepare_run_dir", "repair_tail",
-           "finished_keys", "RunError", "Executor", "PROFILE_FIRST"]
+__all__ = [
+    "PROFILE_FIRST",
+    "Executor",
+    "RunError",
+    "Sweep",
+    "expand_matrix",
+    "finished_keys",
+    "parse_option_sweeps",
+    "prepare_run_dir",
+    "repair_tail",
+    "run_sweep",
+]
 
 #: ``Sweep.profile`` value that profiles the first configuration run, whatever its strategy.
 PROFILE_FIRST = "*"

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from suite.records import Record
 
-__all__ = ["print_summary", "fmt_seconds"]
+__all__ = ["fmt_seconds", "print_summary"]
 
 
 def fmt_seconds(value: float | None) -> str:

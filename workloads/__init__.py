@@ -7,6 +7,16 @@ from workloads.graphs import materialise
 from workloads.store import StoreWriter, open_store, verify_store
 
 __all__ = [
-    "sample_blocks", "sample_neighbors", "Workload", "WorkloadError", "load_workload", "preset_names",
-    "GraphSpec", "generate", "materialise", "StoreWriter", "open_store", "verify_store",
+    "GraphSpec",
+    "StoreWriter",
+    "Workload",
+    "WorkloadError",
+    "generate",
+    "load_workload",
+    "materialise",
+    "open_store",
+    "preset_names",
+    "sample_blocks",
+    "sample_neighbors",
+    "verify_store",
 ]

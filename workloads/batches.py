@@ -8,7 +8,7 @@ import torch
 
 from kernels.types import GraphData
 
-__all__ = ["seed_batches", "random_ids"]
+__all__ = ["random_ids", "seed_batches"]
 
 
 def seed_batches(graph: GraphData, batch_size: int, *, seed: int, steps: int) -> Iterator[torch.Tensor]:

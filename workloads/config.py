@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Workload", "WorkloadError", "load_workload", "preset_names", "PRESET_DIR", "MODES", "cache_dir"]
+__all__ = ["MODES", "PRESET_DIR", "Workload", "WorkloadError", "cache_dir", "load_workload", "preset_names"]
 
 PRESET_DIR = Path(__file__).parent / "presets"
 MODES = ("gather", "sample", "train")

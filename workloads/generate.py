@@ -19,7 +19,7 @@ import torch
 
 from workloads.store import DTYPES, StoreWriter, iter_chunks
 
-__all__ = ["GraphSpec", "generate", "CHUNK_NODES", "GENERATOR_VERSION"]
+__all__ = ["CHUNK_NODES", "GENERATOR_VERSION", "GraphSpec", "generate"]
 
 CHUNK_NODES = 1 << 16
 GENERATOR_VERSION = 1

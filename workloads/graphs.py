@@ -11,7 +11,7 @@ from workloads.config import Workload, cache_dir, spec_key
 from workloads.generate import GraphSpec, generate
 from workloads.store import MANIFEST, open_store
 
-__all__ = ["graph_path", "materialise", "ensure_store"]
+__all__ = ["ensure_store", "graph_path", "materialise"]
 
 
 def graph_path(workload: Workload) -> Path:

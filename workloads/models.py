@@ -7,7 +7,7 @@ from torch import nn
 
 from kernels.types import SampledBatch
 
-__all__ = ["GraphSAGE", "build_model", "MODELS"]
+__all__ = ["MODELS", "GraphSAGE", "build_model"]
 
 MODELS = ("sage",)
 

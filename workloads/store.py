@@ -21,7 +21,7 @@ import torch
 from kernels.errors import StoreError
 from kernels.types import FeatureFile, GraphData
 
-__all__ = ["StoreWriter", "open_store", "read_manifest", "verify_store", "SCHEMA_VERSION", "DTYPES", "MANIFEST"]
+__all__ = ["DTYPES", "MANIFEST", "SCHEMA_VERSION", "StoreWriter", "open_store", "read_manifest", "verify_store"]
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

@@ -17,7 +17,16 @@ from kernels.triton.gather_ref import emulate_plan, gather_rows_reference, valid
 from kernels.triton.table import RowTable, byte_view
 
 __all__ = [
-    "DEFAULT_ALIGN_BYTES", "DEFAULT_TILE_WORDS", "VECTOR_BYTES", "GatherPlan", "plan_gather",
-    "sector_bytes_per_row", "widest_vector_bytes", "emulate_plan", "gather_rows_reference", "validate_row_ids",
-    "RowTable", "byte_view",
+    "DEFAULT_ALIGN_BYTES",
+    "DEFAULT_TILE_WORDS",
+    "VECTOR_BYTES",
+    "GatherPlan",
+    "RowTable",
+    "byte_view",
+    "emulate_plan",
+    "gather_rows_reference",
+    "plan_gather",
+    "sector_bytes_per_row",
+    "validate_row_ids",
+    "widest_vector_bytes",
 ]

@@ -21,8 +21,15 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["VECTOR_BYTES", "widest_vector_bytes", "GatherPlan", "plan_gather", "sector_bytes_per_row",
-           "DEFAULT_ALIGN_BYTES", "DEFAULT_TILE_WORDS"]
+__all__ = [
+    "DEFAULT_ALIGN_BYTES",
+    "DEFAULT_TILE_WORDS",
+    "VECTOR_BYTES",
+    "GatherPlan",
+    "plan_gather",
+    "sector_bytes_per_row",
+    "widest_vector_bytes",
+]
 
 #: Vector widths the gather can use, in bytes, widest first.
 VECTOR_BYTES: tuple[int, ...] = (16, 8, 4, 2, 1)

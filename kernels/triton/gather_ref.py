@@ -16,7 +16,7 @@ from kernels.errors import InvalidIds
 from kernels.triton.gather_plan import GatherPlan
 from kernels.triton.table import RowTable
 
-__all__ = ["check_id_tensor", "validate_row_ids", "gather_rows_reference", "LaneTrace", "emulate_plan"]
+__all__ = ["LaneTrace", "check_id_tensor", "emulate_plan", "gather_rows_reference", "validate_row_ids"]
 
 _ID_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 

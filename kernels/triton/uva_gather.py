@@ -20,7 +20,7 @@ from kernels.triton.gather_plan import DEFAULT_ALIGN_BYTES, DEFAULT_TILE_WORDS, 
 from kernels.triton.gather_ref import check_id_tensor
 from kernels.triton.table import RowTable
 
-__all__ = ["gather_rows", "PreparedIds", "prepare_ids", "launch", "interpreting", "UNSPECIALISED"]
+__all__ = ["UNSPECIALISED", "PreparedIds", "gather_rows", "interpreting", "launch", "prepare_ids"]
 
 _WORD_TYPES = {1: tl.int8, 2: tl.int16, 4: tl.int32}
 
@@ -93,7 +93,7 @@ def _kernel(interpret: bool) -> Any:
 class PreparedIds:
     """Ids ready for launch: int64 on the kernel's device, in load order, with the output row of each."""
 
-    __slots__ = ("load_ids", "out_rows", "n")
+    __slots__ = ("load_ids", "n", "out_rows")
 
     def __init__(self, load_ids: torch.Tensor, out_rows: torch.Tensor | None) -> None:
         self.load_ids = load_ids

@@ -14,7 +14,7 @@ from typing import Any
 
 from suite.probe import PROBE_FILE, ensure_probe
 
-__all__ = ["NAME", "HELP", "ORDER", "add_arguments", "run", "format_value"]
+__all__ = ["HELP", "NAME", "ORDER", "add_arguments", "format_value", "run"]
 
 NAME = "probe"
 HELP = "measure this machine's bandwidth and IOPS ceilings (cached per machine; saved into a run directory)"

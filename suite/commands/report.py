@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reports import DEFAULT_THRESHOLD, write_report
 
-__all__ = ["NAME", "HELP", "ORDER", "add_arguments", "run", "EXIT_REGRESSION"]
+__all__ = ["EXIT_REGRESSION", "HELP", "NAME", "ORDER", "add_arguments", "run"]
 
 NAME = "report"
 HELP = "write report.html, summary.md and summary.csv for a run (optionally compared with a base run)"

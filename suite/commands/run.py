@@ -22,6 +22,8 @@ from suite.distributed import RankSession, launched
 from suite.execute import Config
 from suite.isolation import DEFAULT_TIMEOUT_S
 from suite.plugins import load_plugins
+from suite.probe import ensure_probe
+from suite.rank_sweep import RankLeader, follow, for_ranks, shared_run_dir
 from suite.records import Record
 from suite.runner import (
     PROFILE_FIRST,
@@ -32,8 +34,6 @@ from suite.runner import (
     run_sweep,
     split_available,
 )
-from suite.probe import ensure_probe
-from suite.rank_sweep import RankLeader, follow, for_ranks, shared_run_dir
 from suite.summary import print_summary
 from suite.telemetry.settings import TelemetrySettings
 from workloads.config import MODES, load_workload

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["time_cuda", "spread", "memcpy_h2d_seconds"]
+__all__ = ["memcpy_h2d_seconds", "spread", "time_cuda"]
 
 
 def time_cuda(fn: Callable[[], object], *, warmup: int = 3, repeats: int = 10) -> list[float]:

@@ -3,6 +3,9 @@ short train run on the default preset's graph."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from kernels import registry
@@ -16,6 +19,18 @@ from workloads.graphs import materialise
 SECTION = "Baseline: memcpy ceilings, cpu-centric and device-resident"
 ORDER = 10
 STRATEGIES = ("cpu-centric", "device-resident")
+
+
+def _cycling(fn: Callable[[Any], Any], inputs: list[Any]) -> Callable[[], Any]:
+    """A no-argument call of ``fn`` on the next of ``inputs`` (round robin), for repeated timing."""
+    state = {"i": 0}
+
+    def call() -> Any:
+        x = inputs[state["i"] % len(inputs)]
+        state["i"] += 1
+        return fn(x)
+
+    return call
 
 
 def run(ctx: GpuCheckContext) -> list[CheckRow]:
@@ -41,8 +56,7 @@ def run(ctx: GpuCheckContext) -> list[CheckRow]:
             strategy.prepare(graph, ctx.device)
             for n in id_counts:
                 ids_list = [random_ids(graph.num_nodes, n, generator=gen) for _ in range(4)]
-                it = iter(range(10**9))
-                sec = time_cuda(lambda: strategy.gather(ids_list[next(it) % 4]), repeats=10)
+                sec = time_cuda(_cycling(strategy.gather, ids_list), repeats=10)
                 med, p10, p90 = spread(sec)
                 nbytes = n * graph.row_bytes
                 rows.append(CheckRow(SECTION, f"gather {graph.row_bytes} B rows x {n} ids", name, "GB/s",
@@ -50,14 +64,9 @@ def run(ctx: GpuCheckContext) -> list[CheckRow]:
                                      reference=ceilings[n], reference_name="pinned memcpy"))
             sgen = torch.Generator(device=strategy.sample_device).manual_seed(0)
             batches = list(seed_batches(graph, wl.batch_size, seed=0, steps=13))
-            edges = []
-            it2 = iter(range(10**9))
-
-            def sample_once() -> None:
-                b = strategy.sample(batches[next(it2) % 13], wl.fanouts, generator=sgen)
-                edges.append(b.num_edges)
-
-            sec = time_cuda(sample_once, repeats=10)
+            edges: list[int] = []
+            sample = _cycling(lambda seeds, s=strategy, g=sgen: s.sample(seeds, wl.fanouts, generator=g), batches)
+            sec = time_cuda(lambda sample=sample, edges=edges: edges.append(sample().num_edges), repeats=10)
             med, p10, p90 = spread(sec)
             e = sum(edges[-10:]) / 10
             rows.append(CheckRow(SECTION, f"sample fanouts {list(wl.fanouts)} x {wl.batch_size} seeds", name,

@@ -16,7 +16,7 @@ from suite.telemetry.settings import TelemetrySettings
 from workloads.config import Workload
 from workloads.generate import GraphSpec
 
-__all__ = ["SECTION", "ORDER", "run"]
+__all__ = ["ORDER", "SECTION", "run"]
 
 SECTION = "Energy and power (NVML)"
 ORDER = 80

@@ -25,8 +25,16 @@ from suite.telemetry.ranges import NullRanges, RangeBackend, nvtx_ranges
 from suite.telemetry.rapl import discover_rapl
 from suite.telemetry.settings import TelemetrySettings
 
-__all__ = ["Telemetry", "TelemetrySettings", "Meter", "CpuMeter", "NullMeter", "NullGpuMeter", "default_meters",
-           "gpu_meter"]
+__all__ = [
+    "CpuMeter",
+    "Meter",
+    "NullGpuMeter",
+    "NullMeter",
+    "Telemetry",
+    "TelemetrySettings",
+    "default_meters",
+    "gpu_meter",
+]
 
 _NULL = contextlib.nullcontext()
 

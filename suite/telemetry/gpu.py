@@ -18,7 +18,7 @@ from typing import IO, Any
 from suite.telemetry.meters import GPU_FIELDS
 from suite.telemetry.nvml import Nvml, NvmlError
 
-__all__ = ["NvmlEnergyMeter", "PowerSampler", "TRACE_COLUMNS"]
+__all__ = ["TRACE_COLUMNS", "NvmlEnergyMeter", "PowerSampler"]
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "t_s", "power_w", "gpu", "window", "gpu_util_pct", "mem_util_pct", "mem_used_bytes", "sm_clock_mhz",

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import psutil
 
-__all__ = ["Meter", "CpuMeter", "NullMeter", "NullGpuMeter", "GPU_FIELDS", "RAPL_FIELDS"]
+__all__ = ["GPU_FIELDS", "RAPL_FIELDS", "CpuMeter", "Meter", "NullGpuMeter", "NullMeter"]
 
 #: Record fields an NVML meter fills (None from its null twin).
 GPU_FIELDS: tuple[str, ...] = (

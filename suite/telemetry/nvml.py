@@ -16,7 +16,7 @@ import torch
 
 from kernels.errors import AccessBenchError
 
-__all__ = ["NvmlError", "NvmlUnavailable", "Nvml", "load_nvml", "nvml_available", "DeviceIds", "device_ids"]
+__all__ = ["DeviceIds", "Nvml", "NvmlError", "NvmlUnavailable", "device_ids", "load_nvml", "nvml_available"]
 
 
 class NvmlError(AccessBenchError):

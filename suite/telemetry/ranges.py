@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-__all__ = ["RangeBackend", "NullRanges", "NvtxRanges", "TorchProfilerRanges", "nvtx_ranges", "DOMAIN", "COLORS"]
+__all__ = ["COLORS", "DOMAIN", "NullRanges", "NvtxRanges", "RangeBackend", "TorchProfilerRanges", "nvtx_ranges"]
 
 DOMAIN = "accessbench"
 #: Range colours in nsys: the same phase always has the same colour.

@@ -15,7 +15,7 @@ from typing import Any
 
 from suite.telemetry.meters import RAPL_FIELDS, NullMeter
 
-__all__ = ["RaplZone", "RaplMeter", "discover_rapl", "POWERCAP_ROOT"]
+__all__ = ["POWERCAP_ROOT", "RaplMeter", "RaplZone", "discover_rapl"]
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 

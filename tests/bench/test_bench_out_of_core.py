@@ -24,8 +24,7 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("ooc-bench")
     path = directory / "random.bin"
     with open(path, "wb") as f:
-        for _ in range(FILE_MB):
-            f.write(os.urandom(1 << 20))
+        f.writelines(os.urandom(1 << 20) for _ in range(FILE_MB))
     from tests.kernels.test_ooc_support import require_odirect
 
     require_odirect(directory)

@@ -276,7 +276,7 @@ def test_prepare_launches_the_gather_once_uncounted(interpret, small_graph, monk
     launches: list[tuple[int, bool]] = []
     real = ug.launch
 
-    def spy(table, prepared, out, plan, **kw):  # noqa: ANN001, ANN003, ANN202
+    def spy(table, prepared, out, plan, **kw):
         launches.append((prepared.n, prepared.out_rows is not None))
         return real(table, prepared, out, plan, **kw)
 

@@ -8,7 +8,7 @@ import torch
 from kernels import pinning
 from kernels.triton.table import RowTable
 
-__all__ = ["random_rows", "placed_table", "FakeDriver", "own_pages", "PAGE"]
+__all__ = ["PAGE", "FakeDriver", "own_pages", "placed_table", "random_rows"]
 
 PAGE = pinning.page_size()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["find_chromium", "inspect_page", "PageReport", "CHROMIUM_FLAGS"]
+__all__ = ["CHROMIUM_FLAGS", "PageReport", "find_chromium", "inspect_page"]
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["record", "write_run", "sample_records", "PROBE"]
+__all__ = ["PROBE", "record", "sample_records", "write_run"]
 
 PROBE: dict[str, Any] = {
     "host_copy_gbps": {"value": 9.5, "unit": "GB/s", "method": "torch copy_ 256 MiB, 2 threads"},

@@ -153,10 +153,9 @@ def test_out_of_range_indices_refused(tmp_path: Path) -> None:
 
 
 def test_aborted_writer_leaves_no_manifest(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError):
-        with StoreWriter(tmp_path / "half") as w:
-            w.append("indptr", torch.zeros(1, dtype=torch.int64))
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), StoreWriter(tmp_path / "half") as w:
+        w.append("indptr", torch.zeros(1, dtype=torch.int64))
+        raise RuntimeError("interrupted")
     with pytest.raises(StoreError, match="missing"):
         open_store(tmp_path / "half")
 

@@ -16,7 +16,7 @@ from kernels.errors import InvalidOptions
 from workloads.importers.igb import IGB_SIZES, LABEL_SETS, import_igb
 from workloads.importers.ogb import import_ogb
 
-__all__ = ["import_dataset", "import_ogb", "import_igb", "importer_options", "IMPORTERS", "IGB_SIZES", "LABEL_SETS"]
+__all__ = ["IGB_SIZES", "IMPORTERS", "LABEL_SETS", "import_dataset", "import_igb", "import_ogb", "importer_options"]
 
 #: kind -> importer; each is ``fn(src, dst, *, name=None, overwrite=False, ...) -> Path``
 IMPORTERS: dict[str, Callable[..., Path]] = {"ogb": import_ogb, "igb": import_igb}

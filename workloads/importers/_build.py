@@ -22,8 +22,18 @@ import torch
 from kernels.errors import InvalidOptions, StoreError
 from workloads.store import DTYPES, StoreWriter
 
-__all__ = ["EdgePass", "write_csr", "FeatureSink", "LabelSink", "append_train_ids", "check_common",
-           "DEFAULT_CHUNK_BYTES", "CONVERTIBLE", "rel", "to_tensor"]
+__all__ = [
+    "CONVERTIBLE",
+    "DEFAULT_CHUNK_BYTES",
+    "EdgePass",
+    "FeatureSink",
+    "LabelSink",
+    "append_train_ids",
+    "check_common",
+    "rel",
+    "to_tensor",
+    "write_csr",
+]
 
 #: One fresh pass over the edges as ``(src, dst)`` int64 chunks; the CSR builder calls it twice.
 EdgePass = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]

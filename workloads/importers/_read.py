@@ -16,7 +16,7 @@ import pandas as pd
 
 from kernels.errors import StoreError
 
-__all__ = ["reading", "csv_columns", "iter_csv", "NpzArray", "npz_keys", "is_npy", "map_npy", "map_raw", "iter_pairs"]
+__all__ = ["NpzArray", "csv_columns", "is_npy", "iter_csv", "iter_pairs", "map_npy", "map_raw", "npz_keys", "reading"]
 
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 _NPY_MAGIC = b"\x93NUMPY"

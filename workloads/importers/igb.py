@@ -19,7 +19,7 @@ from workloads.importers._build import DEFAULT_CHUNK_BYTES, FeatureSink, LabelSi
 from workloads.importers._read import is_npy, iter_pairs, map_npy, map_raw
 from workloads.store import DTYPES, StoreWriter
 
-__all__ = ["import_igb", "IGB_SIZES", "LABEL_SETS"]
+__all__ = ["IGB_SIZES", "LABEL_SETS", "import_igb"]
 
 #: papers per IGB size (the node count of a headerless raw feature file when ``num_nodes`` is not given)
 IGB_SIZES = {"tiny": 100_000, "small": 1_000_000, "medium": 10_000_000, "large": 100_000_000, "full": 269_346_174}

@@ -30,7 +30,7 @@ from workloads.importers._build import (
 from workloads.importers._read import NpzArray, csv_columns, iter_csv, npz_keys
 from workloads.store import StoreWriter
 
-__all__ = ["import_ogb", "LAYOUTS"]
+__all__ = ["LAYOUTS", "import_ogb"]
 
 #: layout name -> the files (under raw/) that identify it
 LAYOUTS = {"csv": ("edge.csv.gz", "node-feat.csv.gz"), "npz": ("data.npz",)}

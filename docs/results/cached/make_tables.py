@@ -2,7 +2,8 @@
 
 Usage: python docs/results/cached/make_tables.py 'policy_table("default-policies")'
 """
-import json, collections
+import json
+
 R = "docs/results/cached"
 def load(name):
     return [json.loads(l) for l in open(f"{R}/{name}.jsonl")]
@@ -56,4 +57,5 @@ def proj_table(name):
         out.append(f"| {r['ranks']} | {r['placement']} | {r['policy']} | {r['cache_fraction']:.0%} | {100*r['hit_rate']:.1f}% | {r['bytes_h2d']/1e9:.2f} | {r['bytes_peer']/1e9:.2f} | {r['projected_epoch_s']:.4f} | {r['projected_epoch_s_overlap']:.4f} |")
     return "\n".join(out)
 import sys
+
 print(eval(sys.argv[1]))
