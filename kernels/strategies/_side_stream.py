@@ -8,7 +8,6 @@ Counters follow the batch, not the thread: what the background thread counts for
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from kernels.base import LoadedBatch
+from kernels.prefetch import BatchProducer
 
 __all__ = ["BatchCounts", "BatchLedger", "KernelClock", "SideStreamLoader"]
 
@@ -178,85 +178,36 @@ class BatchLedger:
             self.totals.absorb(counts)
 
 
-class SideStreamLoader:
+class SideStreamLoader(BatchProducer):
     """A background thread that samples and gathers the next batches on the strategy's side stream (``_side``).
 
     The strategy needs ``sample``, ``gather`` (each timing its own phase and counting into ``counters``, a
     ``BatchLedger``), ``collect_phases``, ``phase``, ``device`` and ``_side`` (a CUDA stream, or None on the CPU).
     Batches come out in order, marked ``overlapped``; the consumer's stream waits for each batch's event, the tensors
     are recorded on it for the caching allocator, and then the batch's counters are added to the strategy's.
+    ``stop`` waits for the thread: no launch of it may outlive the call (the caller may unregister the memory its
+    kernels read next).
     """
-
-    _DONE = object()
 
     def __init__(self, s: Any, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int],
                  generator: torch.Generator, depth: int) -> None:
         self.s = s
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(iter(seed_batches), list(fanouts), generator),
-                                       daemon=True, name="accessbench-zero-copy")
-        self.thread.start()
+        stream = s._side if s.device.type == "cuda" else None
+        super().__init__(s.device, seed_batches, fanouts, generator, depth=depth, stream=stream,
+                         name="accessbench-zero-copy")
 
-    def _put(self, item: object) -> bool:
-        while not self.stop_flag.is_set():
-            try:
-                self.queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, seeds_iter: Iterator[torch.Tensor], fanouts: list[int], generator: torch.Generator) -> None:
+    def produce(self, seeds: torch.Tensor, fanouts: list[int], generator: torch.Generator
+                ) -> tuple[LoadedBatch, torch.cuda.Event | None, Any]:
         s = self.s
-        cuda = s.device.type == "cuda"
-        try:
-            with contextlib.ExitStack() as stack:
-                if cuda:
-                    stack.enter_context(torch.cuda.device(s.device))
-                    stack.enter_context(torch.cuda.stream(s._side))
-                for seeds in seeds_iter:
-                    if self.stop_flag.is_set():
-                        return
-                    with s.collect_phases() as phase_s, s.counters.collect() as counts:
-                        with s.phase("sample"):
-                            batch = s.sample(seeds, fanouts, generator=generator)
-                        feats = s.gather(batch.node_ids)
-                    ready = None
-                    if cuda:
-                        ready = torch.cuda.Event()
-                        ready.record()
-                    if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), ready, counts)):
-                        return
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the consumer and raised there
-            self._put(exc)
+        with s.collect_phases() as phase_s, s.counters.collect() as counts:
+            with s.phase("sample"):
+                batch = s.sample(seeds, fanouts, generator=generator)
+            feats = s.gather(batch.node_ids)
+        ready = None
+        if s.device.type == "cuda":
+            ready = torch.cuda.Event()
+            ready.record()
+        return LoadedBatch(batch, feats, phase_s, overlapped=True), ready, counts
 
-    def __iter__(self) -> Iterator[LoadedBatch]:
-        while True:
-            item = self.queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            loaded, ready, counts = item  # type: ignore[misc]
-            if ready is not None:
-                main = torch.cuda.current_stream(self.s.device)
-                main.wait_event(ready)
-                # made on the side stream, used on this one: keep the allocator from reusing them too early
-                for t in (loaded.features, loaded.batch.seeds, loaded.batch.node_ids,
-                          *(b.edge_index for b in loaded.batch.blocks)):
-                    t.record_stream(main)
-            self.s.counters.apply(counts)  # counted now, as the caller receives it (after the stream wait)
-            yield loaded
-
-    def stop(self) -> None:
-        """Stop the thread and wait for it: no launch of it may outlive this call (the caller may unregister the
-        memory its kernels read next). It ends within one batch's work: it checks the flag between batches."""
-        self.stop_flag.set()
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                break
-        self.thread.join()
+    def apply(self, counts: Any) -> None:
+        self.s.counters.apply(counts)  # counted now, as the caller receives it (after the stream wait)

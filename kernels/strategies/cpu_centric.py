@@ -9,7 +9,6 @@ transfer phase (records say ``device: cpu``).
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 from kernels.base import AccessStrategy, LoadedBatch, check_ids
 from kernels.device import cuda_available
 from kernels.errors import InvalidOptions, StrategyUnavailable
+from kernels.prefetch import BatchProducer
 from kernels.registry import register
 from kernels.sampling import sample_blocks
 from kernels.types import AccessStats, GraphData, SampledBatch
@@ -190,81 +190,25 @@ class CpuCentric(AccessStrategy):
         super().close()
 
 
-class _Prefetcher:
-    """Samples and gathers batches in a background thread into a bounded queue (depth = prefetch)."""
+class _Prefetcher(BatchProducer):
+    """Samples and gathers batches in a background thread on the copy stream, ``prefetch`` batches ahead."""
 
-    _DONE = object()
-
-    def __init__(
-        self,
-        strategy: CpuCentric,
-        seed_batches: Iterable[torch.Tensor],
-        fanouts: Sequence[int],
-        generator: torch.Generator,
-        depth: int,
-    ) -> None:
+    def __init__(self, strategy: CpuCentric, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int],
+                 generator: torch.Generator, depth: int) -> None:
         self.strategy = strategy
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(iter(seed_batches), list(fanouts), generator), daemon=True,
-            name="accessbench-prefetch",
-        )
-        self.thread.start()
+        super().__init__(strategy.device, seed_batches, fanouts, generator, depth=depth,
+                         stream=strategy._copy_stream, name="accessbench-prefetch")
 
-    def _put(self, item: object) -> bool:
-        while not self.stop_flag.is_set():
-            try:
-                self.queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, seeds_iter: Iterator[torch.Tensor], fanouts: list[int], generator: torch.Generator) -> None:
+    def produce(self, seeds: torch.Tensor, fanouts: list[int], generator: torch.Generator
+                ) -> tuple[LoadedBatch, torch.cuda.Event | None, AccessStats]:
         s = self.strategy
-        try:
-            stream_ctx = torch.cuda.stream(s._copy_stream) if s._copy_stream is not None else None
-            if stream_ctx is not None:
-                stream_ctx.__enter__()
-            for seeds in seeds_iter:
-                if self.stop_flag.is_set():
-                    return
-                delta = AccessStats()  # this batch's counters, applied when the consumer takes it
-                with s.collect_phases() as phase_s:
-                    with s.phase("sample"):
-                        batch = s.sample(seeds, fanouts, generator=generator)
-                    feats, event = s._gather_async(batch.node_ids, delta)
-                    batch = s.blocks_to_device(batch, stats=delta)
-                if not self._put((LoadedBatch(batch, feats, phase_s, overlapped=True), event, delta)):
-                    return
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the consumer, re-raised there
-            self._put(exc)
+        delta = AccessStats()  # this batch's counters, applied when the consumer takes it
+        with s.collect_phases() as phase_s:
+            with s.phase("sample"):
+                batch = s.sample(seeds, fanouts, generator=generator)
+            feats, event = s._gather_async(batch.node_ids, delta)
+            batch = s.blocks_to_device(batch, stats=delta)
+        return LoadedBatch(batch, feats, phase_s, overlapped=True), event, delta
 
-    def __iter__(self) -> Iterator[LoadedBatch]:
-        while True:
-            item = self.queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            loaded, event, delta = item  # type: ignore[misc]
-            self.strategy._stats.merge(delta)
-            if event is not None:
-                main = torch.cuda.current_stream(self.strategy.device)
-                main.wait_event(event)
-                # produced on the side stream, consumed on this one: keep the allocator from reusing them early
-                for t in (loaded.features, loaded.batch.seeds, loaded.batch.node_ids,
-                          *(b.edge_index for b in loaded.batch.blocks)):
-                    t.record_stream(main)
-            yield loaded
-
-    def stop(self) -> None:
-        self.stop_flag.set()
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                break
-        self.thread.join(timeout=10)
+    def apply(self, counts: AccessStats) -> None:
+        self.strategy._stats.merge(counts)
