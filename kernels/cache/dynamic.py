@@ -29,7 +29,40 @@ def _empty(device: torch.device) -> torch.Tensor:
     return torch.empty(0, dtype=torch.int64, device=device)
 
 
-class LruPolicy(CachePolicy):
+class _RecencyPolicy(CachePolicy):
+    """Admission shared by ``lru`` and ``clock``: mark the batch's hits, admit up to ``capacity - hits`` misses
+    (earliest first) into free slots, then into slots the subclass picks as victims, and mark the admissions."""
+
+    def _mark(self, slots: torch.Tensor) -> None:
+        """Record that ``slots`` were used by the current batch."""
+        raise NotImplementedError
+
+    def _victims(self, need: int, free: torch.Tensor, hit_slots: torch.Tensor) -> torch.Tensor:
+        """``need`` occupied slots to evict, never this batch's hits nor the ``free`` slots just taken."""
+        raise NotImplementedError
+
+    def _update(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor) -> _Update:
+        dev = self.device
+        hit_slots = slots[hit]
+        self._mark(hit_slots)
+        miss_pos = torch.nonzero(~hit).flatten()
+        n_admit = min(int(miss_pos.numel()), self.capacity - int(hit_slots.numel()))
+        if n_admit <= 0:
+            return _empty(dev), _empty(dev), _empty(dev), _empty(dev)
+        admit_pos = miss_pos[:n_admit]
+        free = self._free_slots(n_admit)
+        need = n_admit - int(free.numel())
+        ev_slots, ev_ids = _empty(dev), _empty(dev)
+        if need > 0:
+            ev_slots = self._victims(need, free, hit_slots)
+            ev_ids = self._release(ev_slots)
+        new_slots = torch.cat([free, ev_slots])
+        self._place(ids[admit_pos], new_slots)
+        self._mark(new_slots)
+        return admit_pos, new_slots, ev_ids, ev_slots
+
+
+class LruPolicy(_RecencyPolicy):
     """Least recently used, by the index of the last batch that touched each slot.
 
     After batch ``t``: its hits are stamped ``t``; up to ``capacity - hits`` misses are admitted (free slots first),
@@ -47,30 +80,17 @@ class LruPolicy(CachePolicy):
     def _extra_state_bytes(self) -> int:
         return self.stamp.numel() * 8
 
-    def _update(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor) -> _Update:
-        t, cap, dev = self.t, self.capacity, self.device
-        hit_slots = slots[hit]
-        self.stamp[hit_slots] = t
-        miss_pos = torch.nonzero(~hit).flatten()
-        n_admit = min(int(miss_pos.numel()), cap - int(hit_slots.numel()))
-        if n_admit <= 0:
-            return _empty(dev), _empty(dev), _empty(dev), _empty(dev)
-        admit_pos = miss_pos[:n_admit]
-        free = self._free_slots(n_admit)
-        need = n_admit - int(free.numel())
-        ev_slots, ev_ids = _empty(dev), _empty(dev)
-        if need > 0:
-            occ = torch.nonzero(self.slot_ids >= 0).flatten()
-            key = self.stamp[occ] * cap + occ  # unique keys: the order is the same on every device
-            ev_slots = occ[torch.topk(key, need, largest=False, sorted=True).indices]
-            ev_ids = self._release(ev_slots)
-        new_slots = torch.cat([free, ev_slots])
-        self._place(ids[admit_pos], new_slots)
-        self.stamp[new_slots] = t
-        return admit_pos, new_slots, ev_ids, ev_slots
+    def _mark(self, slots: torch.Tensor) -> None:
+        self.stamp[slots] = self.t
+
+    def _victims(self, need: int, free: torch.Tensor, hit_slots: torch.Tensor) -> torch.Tensor:
+        # hits carry stamp t, the newest: with at most capacity - hits admissions they are never the oldest
+        occ = torch.nonzero(self.slot_ids >= 0).flatten()
+        key = self.stamp[occ] * self.capacity + occ  # unique keys: the order is the same on every device
+        return occ[torch.topk(key, need, largest=False, sorted=True).indices]
 
 
-class ClockPolicy(CachePolicy):
+class ClockPolicy(_RecencyPolicy):
     """CLOCK (second chance) with a reference bit per slot and a hand, the sweep vectorised per batch.
 
     After batch ``t``: hits set their bit; admissions take free slots first; the rest come from a sweep that starts
@@ -91,44 +111,31 @@ class ClockPolicy(CachePolicy):
     def _extra_state_bytes(self) -> int:
         return self.ref.numel()
 
-    def _update(self, ids: torch.Tensor, slots: torch.Tensor, hit: torch.Tensor) -> _Update:
+    def _mark(self, slots: torch.Tensor) -> None:
+        self.ref[slots] = True
+
+    def _victims(self, need: int, free: torch.Tensor, hit_slots: torch.Tensor) -> torch.Tensor:
         cap, dev = self.capacity, self.device
-        hit_slots = slots[hit]
-        self.ref[hit_slots] = True
-        miss_pos = torch.nonzero(~hit).flatten()
-        n_admit = min(int(miss_pos.numel()), cap - int(hit_slots.numel()))
-        if n_admit <= 0:
-            return _empty(dev), _empty(dev), _empty(dev), _empty(dev)
-        admit_pos = miss_pos[:n_admit]
-        free = self._free_slots(n_admit)
-        need = n_admit - int(free.numel())
-        ev_slots, ev_ids = _empty(dev), _empty(dev)
-        if need > 0:
-            order = (self.hand + torch.arange(cap, device=dev)) % cap
-            base = self.slot_ids >= 0
-            base[free] = False  # slots just taken from the free list are new entries, not candidates
-            base_o = base[order]
-            first = torch.nonzero(base_o & ~self.ref[order]).flatten()
-            if first.numel() >= need:
-                take = first[:need]
-                last = int(take[-1])
-                self.ref[order[: last + 1]] = False
-            else:
-                self.ref.zero_()  # a full turn passed every slot
-                hit_mask = torch.zeros(cap, dtype=torch.bool, device=dev)
-                hit_mask[hit_slots] = True
-                taken = torch.zeros(cap, dtype=torch.bool, device=dev)
-                taken[first] = True
-                second = torch.nonzero(base_o & ~taken & ~hit_mask[order]).flatten()[: need - first.numel()]
-                take = torch.cat([first, second])
-                last = int(second[-1])
-            ev_slots = order[take]
-            self.hand = (self.hand + last + 1) % cap
-            ev_ids = self._release(ev_slots)
-        new_slots = torch.cat([free, ev_slots])
-        self._place(ids[admit_pos], new_slots)
-        self.ref[new_slots] = True
-        return admit_pos, new_slots, ev_ids, ev_slots
+        order = (self.hand + torch.arange(cap, device=dev)) % cap
+        base = self.slot_ids >= 0
+        base[free] = False  # slots just taken from the free list are new entries, not candidates
+        base_o = base[order]
+        first = torch.nonzero(base_o & ~self.ref[order]).flatten()
+        if first.numel() >= need:
+            take = first[:need]
+            last = int(take[-1])
+            self.ref[order[: last + 1]] = False
+        else:
+            self.ref.zero_()  # a full turn passed every slot
+            hit_mask = torch.zeros(cap, dtype=torch.bool, device=dev)
+            hit_mask[hit_slots] = True
+            taken = torch.zeros(cap, dtype=torch.bool, device=dev)
+            taken[first] = True
+            second = torch.nonzero(base_o & ~taken & ~hit_mask[order]).flatten()[: need - first.numel()]
+            take = torch.cat([first, second])
+            last = int(second[-1])
+        self.hand = (self.hand + last + 1) % cap
+        return order[take]
 
 
 class HybridPolicy(CachePolicy):
