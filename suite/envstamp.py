@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["cpu_model", "environment", "git_commit", "gpu_stamp"]
+__all__ = ["cpu_model", "driver_version", "environment", "git_commit", "gpu_stamp"]
 
 
 @functools.cache
@@ -41,6 +41,21 @@ def git_commit() -> str | None:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def driver_version() -> str | None:
+    """The NVIDIA driver version from NVML; None where NVML or a driver is absent."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - any NVML trouble means "driver unknown", never a failure
+        return None
+    return version.decode() if isinstance(version, bytes) else str(version)
 
 
 def _version(dist: str) -> str | None:

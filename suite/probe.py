@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import socket
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from kernels.device import cuda_available
+from suite.envstamp import cpu_model, driver_version
 from suite.probe_disk import DISK_KEYS, disk_probes
 from suite.probe_memory import Sizes, gpu_probes, host_probes
 
@@ -53,37 +53,13 @@ def probe_cache_dir(cache: Path | None = None) -> Path:
     return Path(base) / "probes"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _driver() -> str | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            version = pynvml.nvmlSystemGetDriverVersion()
-        finally:
-            pynvml.nvmlShutdown()
-        return version.decode() if isinstance(version, bytes) else str(version)
-    except Exception:  # noqa: BLE001 - any NVML trouble means "driver unknown", never a failed probe
-        return None
-
-
 def machine_identity() -> dict[str, Any]:
     """Hostname, CPU, cores, torch/CUDA versions and GPU names: the machine a probe belongs to."""
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda_available() else []
     return {
-        "hostname": socket.gethostname(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "hostname": socket.gethostname(), "cpu": cpu_model(), "cores": os.cpu_count(),
         "torch": torch.__version__, "cuda": torch.version.cuda if cuda_available() else None,
-        "gpus": gpus, "gpu": gpus[0] if gpus else None, "driver": _driver() if gpus else None,
+        "gpus": gpus, "gpu": gpus[0] if gpus else None, "driver": driver_version() if gpus else None,
     }
 
 

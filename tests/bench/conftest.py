@@ -13,22 +13,9 @@ import torch
 
 from kernels.device import cuda_available, resolve_device
 from kernels.types import GraphData
+from suite.envstamp import driver_version
 from workloads.config import Workload, load_workload
 from workloads.graphs import materialise
-
-
-def _driver_version() -> str | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            version = pynvml.nvmlSystemGetDriverVersion()
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no NVML (or no driver): leave the field empty
-        return None
-    return version.decode() if isinstance(version, bytes) else str(version)
 
 
 def gpu_machine_info() -> dict[str, Any]:
@@ -40,7 +27,7 @@ def gpu_machine_info() -> dict[str, Any]:
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     props = torch.cuda.get_device_properties(0)
     info.update(gpu=names[0], gpus=names, gpu_memory_bytes=int(props.total_memory),
-                gpu_sm_count=int(props.multi_processor_count), driver=_driver_version(), cuda=torch.version.cuda)
+                gpu_sm_count=int(props.multi_processor_count), driver=driver_version(), cuda=torch.version.cuda)
     return info
 
 
