@@ -64,6 +64,8 @@ class AccessStrategy(abc.ABC):
 
     name: ClassVar[str] = "abstract"
     Options: ClassVar[type] = NoOptions
+    #: True for strategies that sample and gather in host memory and copy rows to a CUDA device as a separate phase
+    samples_on_host: ClassVar[bool] = False
 
     def __init__(self, options: Any | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -113,12 +115,12 @@ class AccessStrategy(abc.ABC):
     @property
     def sample_device(self) -> torch.device:
         """The device sampling runs on (the generator passed to ``sample`` must live there)."""
-        return self.device
+        return torch.device("cpu") if self.samples_on_host else self.device
 
     @property
     def has_transfer_phase(self) -> bool:
         """True when gathered rows cross a host-to-device link as a separate phase."""
-        return False
+        return self.samples_on_host and self.device.type == "cuda"
 
     # ---- pipelined loading --------------------------------------------------------------------------------------
     def load(

@@ -75,6 +75,7 @@ class CpuCentric(AccessStrategy):
     """CPU sampling and gathering, staged host-to-device copy (the field's default data path)."""
 
     Options = CpuCentricOptions
+    samples_on_host = True
 
     def __init__(self, options: CpuCentricOptions | None = None) -> None:
         super().__init__(options)
@@ -82,14 +83,6 @@ class CpuCentric(AccessStrategy):
         self._copy_stream: torch.cuda.Stream | None = None
         self._saved_threads: int | None = None
         self._workers: list[_Prefetcher] = []
-
-    @property
-    def has_transfer_phase(self) -> bool:
-        return self.device.type == "cuda"
-
-    @property
-    def sample_device(self) -> torch.device:
-        return torch.device("cpu")
 
     def prepare(self, graph: GraphData, device: torch.device) -> None:
         """Keep everything in host memory; set up staging buffers and a copy stream when the device is CUDA."""

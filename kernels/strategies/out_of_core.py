@@ -50,6 +50,7 @@ class OutOfCore(AccessStrategy):
     """Features read from SSD per batch (mmap, O_DIRECT or GDS), rowwise or packed, behind static and look-ahead caches."""
 
     Options = OutOfCoreOptions
+    samples_on_host = True
 
     def __init__(self, options: OutOfCoreOptions | None = None) -> None:
         super().__init__(options)
@@ -75,14 +76,6 @@ class OutOfCore(AccessStrategy):
         if options.io == "kvikio":
             return kvikio_status(options.kvikio_compat)
         return True, "available"
-
-    @property
-    def has_transfer_phase(self) -> bool:
-        return self.device.type == "cuda"
-
-    @property
-    def sample_device(self) -> torch.device:
-        return torch.device("cpu")
 
     # ---- lifecycle ----------------------------------------------------------------------------------------------
     def prepare(self, graph: GraphData, device: torch.device) -> None:

@@ -224,10 +224,6 @@ class ZeroCopy(AccessStrategy):
         return buf
 
     # ---- sampling -------------------------------------------------------------------------------------------------
-    @property
-    def sample_device(self) -> torch.device:
-        return self.device
-
     def sample(self, seeds: torch.Tensor, fanouts: Sequence[int], *, generator: torch.Generator) -> SampledBatch:
         """The shared uniform sampler run by the GPU over the pinned CSR (``generator`` on the compute device)."""
         g = self._require_prepared()

@@ -135,9 +135,7 @@ def _import_csv(out: StoreWriter, files: dict[str, Path], train: Path | None, *,
             labels.add(chunk)
         classes = labels.finish(allow_prefix=False)
     if train is not None:
-        _single_column(train, "training ids")
-        append_train_ids(out, iter_csv(train, dtype=np.int64, rows=rows, ncols=1, what="training ids"), num_nodes=n,
-                         source=str(train))
+        _append_split(out, train, num_nodes=n, rows=rows)
     epath = files["edges"]
     if csv_columns(epath, "the edge list") not in (0, 2):
         raise StoreError(f"{epath}: expected two columns 'src,dst' per line")
@@ -148,6 +146,13 @@ def _import_csv(out: StoreWriter, files: dict[str, Path], train: Path | None, *,
 
     write_csr(out, edges, n, symmetrize=symmetrize, what=str(epath), chunk_bytes=chunk_bytes)
     return n, classes
+
+
+def _append_split(out: StoreWriter, train: Path, *, num_nodes: int, rows: int) -> None:
+    """The split file's training ids (one per line), checked against ``num_nodes``."""
+    _single_column(train, "training ids")
+    append_train_ids(out, iter_csv(train, dtype=np.int64, rows=rows, ncols=1, what="training ids"),
+                     num_nodes=num_nodes, source=str(train))
 
 
 def _import_npz(out: StoreWriter, files: dict[str, Path], train: Path | None, *, symmetrize: bool,
@@ -175,9 +180,7 @@ def _import_npz(out: StoreWriter, files: dict[str, Path], train: Path | None, *,
             labels.add(chunk)
         classes = labels.finish(allow_prefix=False)
     if train is not None:
-        _single_column(train, "training ids")
-        append_train_ids(out, iter_csv(train, dtype=np.int64, rows=rows, ncols=1, what="training ids"), num_nodes=n,
-                         source=str(train))
+        _append_split(out, train, num_nodes=n, rows=rows)
     write_csr(out, lambda: edge.pairs(chunk=max(1, chunk_bytes // 16)), n, symmetrize=symmetrize,
               what=f"{data}:edge_index", chunk_bytes=chunk_bytes)
     return n, classes
