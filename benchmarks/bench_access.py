@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 
 import torch
+from accessbench.kernels.device import synchronize
+from accessbench.workloads.batches import random_ids, seed_batches
+from accessbench.workloads.models import build_model
 
 from benchmarks.common import ID_SETS, Base, median_seconds
-from kernels.device import synchronize
-from workloads.batches import random_ids, seed_batches
-from workloads.models import build_model
 
 
 class GatherSuite(Base):

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import torch
+from accessbench.kernels.device import synchronize
+from accessbench.workloads.batches import random_ids, seed_batches
 
 from benchmarks.common import ID_SETS, Base
-from kernels.device import synchronize
-from workloads.batches import random_ids, seed_batches
 
 LOAD_BATCHES = 8
 

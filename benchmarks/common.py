@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from kernels import registry
-from kernels.base import AccessStrategy
-from kernels.device import resolve_device, synchronize
-from kernels.errors import StrategyUnavailable
-from kernels.types import GraphData
-from suite.execute import workload_options
-from workloads.config import Workload, load_workload
-from workloads.graphs import graph_path, materialise
-from workloads.store import open_store
+from accessbench.kernels import registry
+from accessbench.kernels.base import AccessStrategy
+from accessbench.kernels.device import resolve_device, synchronize
+from accessbench.kernels.errors import StrategyUnavailable
+from accessbench.kernels.types import GraphData
+from accessbench.suite.measure.lifecycle import workload_options
+from accessbench.workloads.config import Workload, load_workload
+from accessbench.workloads.graphs import graph_path, materialise
+from accessbench.workloads.store import open_store
 
 #: Distinct random id sets the gather benchmarks cycle through (so caches and the page cache cannot learn one set).
 ID_SETS = 64

@@ -1,9 +1,9 @@
 """accessbench kernels: the ``AccessStrategy`` interface, the registry, the strategies and their GPU kernels."""
 
-from kernels.base import PHASES, AccessStrategy, LoadedBatch, NoOptions, check_ids
-from kernels.errors import AccessBenchError, InvalidIds, InvalidOptions, StoreError, StrategyUnavailable
-from kernels.registry import availability, create, get, names, parse_options, register
-from kernels.types import TIERS, AccessStats, Block, FeatureFile, GraphData, SampledBatch
+from .base import PHASES, AccessStrategy, LoadedBatch, NoOptions, check_ids
+from .errors import AccessBenchError, InvalidIds, InvalidOptions, StoreError, StrategyUnavailable
+from .registry import availability, create, get, names, parse_options, register
+from .types import TIERS, AccessStats, Block, FeatureFile, GraphData, SampledBatch
 
 __all__ = [
     "PHASES",

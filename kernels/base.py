@@ -14,13 +14,15 @@ from typing import Any, ClassVar
 
 import torch
 
-from kernels.errors import InvalidIds
-from kernels.types import AccessStats, GraphData, SampledBatch
+from accessbench import schema
+
+from .errors import InvalidIds
+from .types import AccessStats, GraphData, SampledBatch
 
 __all__ = ["PHASES", "AccessStrategy", "LoadedBatch", "NoOptions", "PhaseHook", "check_ids"]
 
 #: Phase names shared by strategies, telemetry windows, NVTX ranges, result columns and plot labels.
-PHASES: tuple[str, ...] = ("sample", "gather", "transfer", "compute", "step")
+PHASES: tuple[str, ...] = schema.PHASES
 
 #: A callable that wraps a phase (NVTX range, energy meter...); it must not time it (the strategy does).
 PhaseHook = Callable[[str], AbstractContextManager[Any]]
@@ -59,7 +61,7 @@ class AccessStrategy(abc.ABC):
 
     Lifecycle: ``prepare`` once, then any number of ``sample``/``gather``/``load`` calls, then ``close``
     (also through ``with``). Every ``gather`` is exact: ``torch.equal(gather(ids).cpu(), features[ids])``.
-    Subclasses set ``name`` and ``Options`` (a frozen dataclass) and register with ``kernels.registry.register``.
+    Subclasses set ``name`` and ``Options`` (a frozen dataclass) and register with ``accessbench.kernels.registry.register``.
     """
 
     name: ClassVar[str] = "abstract"

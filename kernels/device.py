@@ -7,7 +7,7 @@ import importlib.util
 
 import torch
 
-from kernels.errors import StrategyUnavailable
+from .errors import StrategyUnavailable
 
 __all__ = ["cuda_available", "describe_device", "resolve_device", "synchronize", "triton_available"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from kernels.base import LoadedBatch
+from .base import LoadedBatch
 
 __all__ = ["BatchProducer"]
 

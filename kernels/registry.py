@@ -9,8 +9,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from kernels.base import AccessStrategy
-from kernels.errors import InvalidOptions, StrategyUnavailable
+from .base import AccessStrategy
+from .errors import InvalidOptions, StrategyUnavailable
 
 __all__ = ["availability", "create", "get", "names", "option_fields", "parse_options", "register"]
 
@@ -35,12 +35,12 @@ def register(name: str) -> Callable[[S], S]:
 
 
 def _load_builtin() -> None:
-    """Import every module of ``kernels.strategies`` once so each registers itself."""
+    """Import every module of ``accessbench.kernels.strategies`` once so each registers itself."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    import kernels.strategies as pkg
+    import accessbench.kernels.strategies as pkg
 
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from kernels.types import Block, SampledBatch
+from .types import Block, SampledBatch
 
 __all__ = ["sample_blocks", "sample_neighbors", "unique_first_occurrence", "validate_fanouts"]
 

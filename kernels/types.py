@@ -8,10 +8,12 @@ from typing import Any
 
 import torch
 
+from accessbench import schema
+
 __all__ = ["TIERS", "AccessStats", "Block", "FeatureFile", "GraphData", "SampledBatch"]
 
 #: Tiers that bytes can move through, in the order reports show them.
-TIERS: tuple[str, ...] = ("host", "h2d", "disk", "peer", "device")
+TIERS: tuple[str, ...] = schema.TIERS
 
 
 @dataclass(frozen=True)

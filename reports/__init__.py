@@ -4,10 +4,10 @@ Reads only files (``results.jsonl``, ``probe.json``, ``power_*.csv``); imports p
 ``kernels``, ``workloads`` or ``suite``.
 """
 
-from reports.compare import DEFAULT_THRESHOLD, Comparison, compare_results
-from reports.load import ReportError, RunData, load_run, records_frame
-from reports.tables import summary_frame, workload_tables
-from reports.write import ReportPaths, build_report, write_report
+from .compare import DEFAULT_THRESHOLD, Comparison, compare_results
+from .load import ReportError, RunData, load_run, records_frame
+from .tables import summary_frame, workload_tables
+from .write import ReportPaths, build_report, write_report
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -113,7 +113,7 @@ def _judge(b: pd.Series, n: pd.Series, threshold: float) -> dict[str, Any]:
 
 
 def compare_results(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
-    """Compare two results frames (as ``reports.load.records_frame`` makes them) on ``config_key``.
+    """Compare two results frames (as ``accessbench.reports.load.records_frame`` makes them) on ``config_key``.
 
     ``threshold`` is the relative slowdown that counts (0.05: 5%). Pure: reads only the two frames.
     """

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from reports.compare import Comparison
-from reports.plots import Plot
-from reports.tables import COLUMNS, WorkloadTable, format_value
+from .compare import Comparison
+from .plots import Plot
+from .tables import COLUMNS, WorkloadTable, format_value
 
 __all__ = ["Section", "render_html"]
 

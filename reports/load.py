@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from accessbench import schema
+
 __all__ = [
     "NUMERIC_COLUMNS",
     "PHASES",
@@ -29,23 +31,16 @@ __all__ = [
     "records_frame",
 ]
 
-RESULTS_FILE = "results.jsonl"
-PROBE_FILE = "probe.json"
-
-#: Phase names, in the order plots stack them (the same names as result columns ``<phase>_s``).
-PHASES: tuple[str, ...] = ("sample", "gather", "transfer", "compute", "step")
-#: Byte tiers a record may count (``bytes_<tier>``).
-TIERS: tuple[str, ...] = ("host", "h2d", "disk", "peer", "device")
+RESULTS_FILE = schema.RESULTS_FILE
+PROBE_FILE = schema.PROBE_FILE
+PHASES: tuple[str, ...] = schema.PHASES
+TIERS: tuple[str, ...] = schema.TIERS
 
 _IDENTITY = ("config_key", "run_id", "strategy", "workload", "mode", "device", "ranks", "status", "error",
              "failed_phase")
+#: Every numeric record field (from the schema), plus two cached-strategy options the report plots by.
 NUMERIC_COLUMNS: tuple[str, ...] = (
-    "steps", "warmup_steps", "load_graph_s", "prepare_s", "wall_s",
-    *(f"{p}_s{suffix}" for p in PHASES for suffix in ("", "_p10", "_p90")),
-    "rows_per_s", "feature_gbps", "edges_per_s",
-    "rows", "bytes_needed", *(f"bytes_{t}" for t in TIERS), "read_amplification", "hit_rate", "iops",
-    "gpu_energy_j", "gpu_power_w", "cpu_energy_j", "cpu_util_process", "cpu_util_system", "energy_per_step_j",
-    "peak_rss_bytes", "peak_device_bytes", "row_bytes", "gather_ids", "cache_bytes", "cache_fraction", "ranks",
+    *(f.name for f in schema.FIELDS if f.type in ("int", "float")), "cache_bytes", "cache_fraction",
 )
 
 
@@ -74,29 +69,6 @@ class RunData:
         """The run id the records carry, else the directory name."""
         ids = self.results["run_id"].dropna().astype(str).unique() if "run_id" in self.results else []
         return str(ids[0]) if len(ids) else self.path.name
-
-
-def _parse_lines(text: str, source: str, notes: list[str]) -> list[dict[str, Any]]:
-    lines = text.split("\n")
-    torn_tail = not text.endswith("\n")
-    records: list[dict[str, Any]] = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            last = i == len(lines)
-            if last and torn_tail:
-                notes.append(f"{source}: last line {i} is incomplete (interrupted run?); skipped")
-            else:
-                notes.append(f"{source}: line {i} is not valid JSON; skipped")
-            continue
-        if not isinstance(obj, dict):
-            notes.append(f"{source}: line {i} is not a JSON object; skipped")
-            continue
-        records.append(obj)
-    return records
 
 
 def _options_label(options: Any) -> str:
@@ -165,8 +137,19 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 def load_results(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
     """The results frame of one ``results.jsonl`` file (an empty frame with the known columns when it is empty)."""
     notes = notes if notes is not None else []
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    return records_frame(_parse_lines(text, path.name, notes))
+    parsed = schema.read_results(path)
+    torn_tail = path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    last = max(parsed.bad_lines, default=0)
+    for i in parsed.bad_lines:
+        if torn_tail and i == last:
+            notes.append(f"{path.name}: last line {i} is incomplete (interrupted run?); skipped")
+        else:
+            notes.append(f"{path.name}: line {i} is not valid JSON; skipped")
+    for i in parsed.not_objects:
+        notes.append(f"{path.name}: line {i} is not a JSON object; skipped")
+    for i in parsed.newer:
+        notes.append(f"{path.name}: line {i} has a newer schema_version than {schema.SCHEMA_VERSION}; skipped")
+    return records_frame(parsed.rows)
 
 
 def load_probe(path: Path, notes: list[str] | None = None) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from reports.compare import Comparison
-from reports.tables import COLUMNS, WorkloadTable, format_value
+from .compare import Comparison
+from .tables import COLUMNS, WorkloadTable, format_value
 
 __all__ = ["MD_COLUMNS", "render_markdown"]
 

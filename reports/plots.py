@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from reports.ceilings import CEILING_LABELS, ceiling_value
+from .ceilings import CEILING_LABELS, ceiling_value
 
 __all__ = ["Plot", "energy_plot", "hit_rate_plot", "phase_plot", "power_plot", "throughput_plot"]
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from reports.ceilings import CEILING_LABELS, ceiling_value, relevant_ceiling
+from .ceilings import CEILING_LABELS, ceiling_value, relevant_ceiling
 
 __all__ = [
     "BASELINE_STRATEGY",

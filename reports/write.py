@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from accessbench.reports import html as H
+from accessbench.reports import plots
 
-from reports import html as H
-from reports import plots
-from reports.ceilings import ceilings_frame, machine_stamp
-from reports.compare import DEFAULT_THRESHOLD, Comparison, compare_results
-from reports.load import RunData, load_run
-from reports.markdown import render_markdown
-from reports.tables import summary_frame, workload_tables
+from .ceilings import ceilings_frame, machine_stamp
+from .compare import DEFAULT_THRESHOLD, Comparison, compare_results
+from .load import RunData, load_run
+from .markdown import render_markdown
+from .tables import summary_frame, workload_tables
 
 __all__ = ["ReportPaths", "build_report", "failures_frame", "write_report"]
 

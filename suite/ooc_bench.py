@@ -2,7 +2,7 @@
 a plain O_DIRECT reader with 32 reads in flight (same file, same run), and feature loading of the published designs
 (mmap, direct rowwise, direct + look-ahead cache as Ginex, packed + hot caches as DiskGNN) on one preset, cold cache.
 
-    python -m suite.ooc_bench --preset ooc-papers100m-like --steps 6 --out docs/results/out_of_core_cpu.md
+    python -m accessbench.suite.ooc_bench --preset ooc-papers100m-like --steps 6 --out docs/results/out_of_core_cpu.md
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from kernels import create
-from kernels.ooc.align import PAGE, aligned_empty
-from kernels.ooc.direct import DirectFile
-from kernels.ooc.extents import plan_row_reads
-from kernels.ooc.pagecache import drop_file_pages
-from kernels.types import GraphData
+from accessbench.kernels import create
+from accessbench.kernels.strategies.out_of_core.align import PAGE, aligned_empty
+from accessbench.kernels.strategies.out_of_core.direct import DirectFile
+from accessbench.kernels.strategies.out_of_core.extents import plan_row_reads
+from accessbench.kernels.strategies.out_of_core.pagecache import drop_file_pages
+from accessbench.kernels.types import GraphData
 
 __all__ = ["DESIGNS", "DesignResult", "direct_iops", "main", "random_pages", "reference_iops", "run_design"]
 
@@ -195,9 +194,9 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workloads.batches import seed_batches
-    from workloads.config import load_workload
-    from workloads.graphs import materialise
+    from accessbench.workloads.batches import seed_batches
+    from accessbench.workloads.config import load_workload
+    from accessbench.workloads.graphs import materialise
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="ooc-papers100m-like")
@@ -212,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ff = graph.feature_file
     assert ff is not None
     lines = [f"# Out-of-core on this machine (CPU only), {time.strftime('%Y-%m-%d')}", "",
-             f"Command: `python -m suite.ooc_bench --preset {args.preset} --steps {args.steps} "
+             f"Command: `python -m accessbench.suite.ooc_bench --preset {args.preset} --steps {args.steps} "
              f"--iops-reads {args.iops_reads} --repeats {args.repeats}`", "",
              f"Machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"torch {torch.__version__}; store on {ff.path.parent}", ""]

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from kernels.types import GraphData
+from accessbench.kernels.types import GraphData
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,7 +44,7 @@ def small_graph() -> GraphData:
 @pytest.fixture
 def tiny_store(tmp_path: Path) -> Path:
     """A generated on-disk store of 2k nodes, 24-wide fp32 rows."""
-    from workloads.generate import GraphSpec, generate
+    from accessbench.workloads.generate import GraphSpec, generate
 
     return generate(GraphSpec(num_nodes=2000, avg_degree=8, feat_dim=24, seed=5), tmp_path / "store")
 
@@ -58,7 +57,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 def stored(graph: GraphData, path: Path) -> GraphData:
     """``graph`` written as an on-disk store at ``path`` and opened again (features memory-mapped from the file)."""
-    from workloads.store import StoreWriter, open_store
+    from accessbench.workloads.store import StoreWriter, open_store
 
     with StoreWriter(path) as w:
         w.append("indptr", graph.indptr)

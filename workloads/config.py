@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kernels.errors import AccessBenchError
-from kernels.sampling import validate_fanouts
-from workloads.generate import GraphSpec
+from accessbench.kernels.errors import AccessBenchError
+from accessbench.kernels.sampling import validate_fanouts
+
+from .generate import GraphSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,7 +67,7 @@ class Workload:
             validate_fanouts(self.fanouts)
         except ValueError as exc:
             raise WorkloadError(f"workload {self.name!r}: {exc}") from None
-        from workloads.models import MODELS
+        from .models import MODELS
 
         if self.model not in MODELS:
             raise WorkloadError(f"workload {self.name!r}: model {self.model!r}; valid: {', '.join(MODELS)}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from workloads.store import DTYPES, StoreWriter, iter_chunks
+from .store import DTYPES, StoreWriter, iter_chunks
 
 __all__ = ["CHUNK_NODES", "GENERATOR_VERSION", "GraphSpec", "generate"]
 

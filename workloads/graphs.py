@@ -6,10 +6,11 @@ import fcntl
 import shutil
 from pathlib import Path
 
-from kernels.types import GraphData
-from workloads.config import Workload, cache_dir, spec_key
-from workloads.generate import GraphSpec, generate
-from workloads.store import MANIFEST, open_store
+from accessbench.kernels.types import GraphData
+
+from .config import Workload, cache_dir, spec_key
+from .generate import GraphSpec, generate
+from .store import MANIFEST, open_store
 
 __all__ = ["ensure_store", "graph_path", "materialise"]
 

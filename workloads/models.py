@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
+from accessbench.kernels.types import SampledBatch
 from torch import nn
-
-from kernels.types import SampledBatch
 
 __all__ = ["MODELS", "GraphSAGE", "build_model"]
 

@@ -17,9 +17,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-
-from kernels.errors import StoreError
-from kernels.types import FeatureFile, GraphData
+from accessbench.kernels.errors import StoreError
+from accessbench.kernels.types import FeatureFile, GraphData
 
 __all__ = ["DTYPES", "MANIFEST", "SCHEMA_VERSION", "StoreWriter", "open_store", "read_manifest", "verify_store"]
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-
-from kernels.base import AccessStrategy, LoadedBatch, check_ids
-from kernels.device import cuda_available
-from kernels.errors import InvalidOptions, StrategyUnavailable
-from kernels.prefetch import BatchProducer
-from kernels.registry import register
-from kernels.sampling import sample_blocks
-from kernels.types import AccessStats, GraphData, SampledBatch
+from accessbench.kernels.base import AccessStrategy, LoadedBatch, check_ids
+from accessbench.kernels.device import cuda_available
+from accessbench.kernels.errors import InvalidOptions, StrategyUnavailable
+from accessbench.kernels.prefetch import BatchProducer
+from accessbench.kernels.registry import register
+from accessbench.kernels.sampling import sample_blocks
+from accessbench.kernels.types import AccessStats, GraphData, SampledBatch
 
 __all__ = ["CpuCentric"]
 

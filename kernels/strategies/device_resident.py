@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
-from kernels.base import AccessStrategy, NoOptions, check_ids
-from kernels.errors import StrategyUnavailable
-from kernels.registry import register
-from kernels.sampling import sample_blocks
-from kernels.types import GraphData, SampledBatch
+from accessbench.kernels.base import AccessStrategy, NoOptions, check_ids
+from accessbench.kernels.errors import StrategyUnavailable
+from accessbench.kernels.registry import register
+from accessbench.kernels.sampling import sample_blocks
+from accessbench.kernels.types import GraphData, SampledBatch
 
 __all__ = ["DeviceResident"]
 

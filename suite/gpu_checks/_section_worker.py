@@ -1,6 +1,6 @@
 """Run one ``check --gpu`` section in its own process (a sticky CUDA error cannot spoil the next section).
 
-Usage: ``python -m suite.gpu_checks._section_worker MODULE QUICK OUT_JSON``; writes the rows as JSON.
+Usage: ``python -m accessbench.suite.gpu_checks._section_worker MODULE QUICK OUT_JSON``; writes the rows as JSON.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 import torch
-
-from suite.gpu_checks import GpuCheckContext
+from accessbench.suite.gpu_checks import GpuCheckContext
 
 
 def main(argv: list[str]) -> int:
     module, quick, out = argv[0], argv[1] == "1", Path(argv[2])
-    mod = importlib.import_module(f"suite.gpu_checks.{module}")
+    mod = importlib.import_module(f"accessbench.suite.gpu_checks.{module}")
     ctx = GpuCheckContext(device=torch.device("cuda", torch.cuda.current_device()), quick=quick, out_dir=out.parent)
     rows = mod.run(ctx)
     out.write_text(json.dumps([dataclasses.asdict(r) for r in rows], default=str))

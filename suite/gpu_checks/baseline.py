@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from accessbench.kernels import registry
+from accessbench.suite.gpu_checks import CheckRow, GpuCheckContext
+from accessbench.suite.measure.lifecycle import Config, execute
+from accessbench.workloads.batches import random_ids, seed_batches
+from accessbench.workloads.config import load_workload
+from accessbench.workloads.graphs import materialise
 
-from kernels import registry
-from suite.execute import Config, execute
-from suite.gpu_checks import CheckRow, GpuCheckContext
-from suite.gpu_checks._timing import memcpy_h2d_seconds, spread, time_cuda
-from workloads.batches import random_ids, seed_batches
-from workloads.config import load_workload
-from workloads.graphs import materialise
+from ._timing import memcpy_h2d_seconds, spread, time_cuda
 
 SECTION = "Baseline: memcpy ceilings, cpu-centric and device-resident"
 ORDER = 10

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accessbench.kernels import registry
+from accessbench.kernels.sampling import sample_blocks
+from accessbench.kernels.strategies.cached.policies import POLICIES, BeladyPolicy, HybridPolicy
+from accessbench.kernels.types import GraphData
+from accessbench.suite.gpu_checks import CheckRow, GpuCheckContext
 
-from kernels import registry
-from kernels.cache.policies import POLICIES, BeladyPolicy, HybridPolicy
-from kernels.sampling import sample_blocks
-from kernels.types import GraphData
-from suite.gpu_checks import CheckRow, GpuCheckContext
-from suite.gpu_checks._timing import spread
+from ._timing import spread
 
 __all__ = ["ORDER", "SECTION", "measure", "run"]
 
@@ -36,9 +36,9 @@ TARGET_SPEEDUP = 10.0  # issue target: cached >= 10x cpu-centric at a 20% cache 
 
 
 def _graph(ctx: GpuCheckContext) -> tuple[GraphData, Any]:
-    from workloads.config import load_workload
-    from workloads.generate import GraphSpec
-    from workloads.graphs import materialise
+    from accessbench.workloads.config import load_workload
+    from accessbench.workloads.generate import GraphSpec
+    from accessbench.workloads.graphs import materialise
 
     key = "cached:graph"
     if key not in ctx.shared:
@@ -158,8 +158,7 @@ def measure(graph: GraphData, batches: list[torch.Tensor], device: torch.device,
 def _partition_worker(rank: int, world: int, port: int, out: str, graph_path: str, batch_size: int,
                       fanouts: list[int], count: int) -> None:
     import torch.distributed as dist
-
-    from workloads.store import open_store
+    from accessbench.workloads.store import open_store
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.cuda.set_device(rank)
@@ -188,8 +187,7 @@ def _partition_worker(rank: int, world: int, port: int, out: str, graph_path: st
 
 def _partition_rows(ctx: GpuCheckContext, graph: GraphData, wl: Any) -> list[CheckRow]:
     import torch.multiprocessing as mp
-
-    from workloads.graphs import graph_path
+    from accessbench.workloads.graphs import graph_path
 
     case = f"2 ranks (NCCL), degree cache {FRACTION:.0%} per GPU, {graph.num_nodes:,} nodes"
     if torch.cuda.device_count() < 2:

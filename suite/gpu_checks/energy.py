@@ -8,13 +8,13 @@ repeated until the energy window is at least 1 s, an idle baseline of the same l
 
 from __future__ import annotations
 
-from kernels import registry
-from suite.execute import Config, execute
-from suite.gpu_checks import CheckRow, GpuCheckContext
-from suite.records import Record
-from suite.telemetry.settings import TelemetrySettings
-from workloads.config import Workload
-from workloads.generate import GraphSpec
+from accessbench.kernels import registry
+from accessbench.suite.gpu_checks import CheckRow, GpuCheckContext
+from accessbench.suite.measure.lifecycle import Config, execute
+from accessbench.suite.measure.records import Record
+from accessbench.suite.telemetry.settings import TelemetrySettings
+from accessbench.workloads.config import Workload
+from accessbench.workloads.generate import GraphSpec
 
 __all__ = ["ORDER", "SECTION", "run"]
 

@@ -13,12 +13,12 @@ import time
 from typing import Any
 
 import torch
+from accessbench.kernels import create
+from accessbench.kernels.strategies.out_of_core.kvikio_io import kvikio_status
+from accessbench.kernels.types import GraphData
+from accessbench.suite.gpu_checks import CheckRow, GpuCheckContext
 
-from kernels import create
-from kernels.ooc.kvikio_io import kvikio_status
-from kernels.types import GraphData
-from suite.gpu_checks import CheckRow, GpuCheckContext
-from suite.gpu_checks._timing import spread
+from ._timing import spread
 
 SECTION = "out-of-core (disk -> GPU)"
 ORDER = 60
@@ -36,10 +36,10 @@ _CONFIGS: dict[str, dict[str, Any]] = {
 def _graph(ctx: GpuCheckContext) -> GraphData:
     """The check's store, generated once into the graph cache (``$ACCESSBENCH_CACHE``): a disk filesystem, where
     ``O_DIRECT`` works, unlike /tmp, which is often tmpfs or overlay."""
-    from workloads.config import cache_dir, spec_key
-    from workloads.generate import GraphSpec
-    from workloads.graphs import ensure_store
-    from workloads.store import open_store
+    from accessbench.workloads.config import cache_dir, spec_key
+    from accessbench.workloads.generate import GraphSpec
+    from accessbench.workloads.graphs import ensure_store
+    from accessbench.workloads.store import open_store
 
     if "ooc_graph" not in ctx.shared:
         spec = GraphSpec(num_nodes=200_000 if ctx.quick else 1_000_000, avg_degree=12, feat_dim=128, seed=9)

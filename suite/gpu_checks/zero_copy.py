@@ -15,13 +15,13 @@ import itertools
 from collections.abc import Callable
 
 import torch
+from accessbench.kernels import registry
+from accessbench.kernels.base import AccessStrategy
+from accessbench.kernels.types import GraphData
+from accessbench.suite.gpu_checks import CheckRow, GpuCheckContext
+from accessbench.workloads.batches import random_ids
 
-from kernels import registry
-from kernels.base import AccessStrategy
-from kernels.types import GraphData
-from suite.gpu_checks import CheckRow, GpuCheckContext
-from suite.gpu_checks._timing import spread, time_cuda
-from workloads.batches import random_ids
+from ._timing import spread, time_cuda
 
 SECTION = "Zero-copy: UVA gather and sampling vs pinned memcpy, cpu-centric, device-resident"
 ORDER = 20
@@ -196,8 +196,8 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _train(ctx: GpuCheckContext, rows_out: list[CheckRow]) -> None:
-    from suite.execute import Config, execute
-    from workloads.config import load_workload
+    from accessbench.suite.measure.lifecycle import Config, execute
+    from accessbench.workloads.config import load_workload
 
     wl = load_workload("default" if ctx.quick else "papers100m-like")
     wl = wl.with_overrides(steps=10 if ctx.quick else 30)

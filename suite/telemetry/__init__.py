@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accessbench.kernels.device import synchronize
 
-from kernels.device import synchronize
-from suite.telemetry.gpu import NvmlEnergyMeter, PowerSampler
-from suite.telemetry.heartbeat import Heartbeat
-from suite.telemetry.meters import CpuMeter, Meter, NullGpuMeter, NullMeter
-from suite.telemetry.nvml import NvmlError, device_ids, load_nvml
-from suite.telemetry.ranges import NullRanges, RangeBackend, nvtx_ranges
-from suite.telemetry.rapl import discover_rapl
-from suite.telemetry.settings import TelemetrySettings
+from .gpu import NvmlEnergyMeter, PowerSampler
+from .heartbeat import Heartbeat
+from .meters import CpuMeter, Meter, NullGpuMeter, NullMeter
+from .nvml import NvmlError, device_ids, load_nvml
+from .ranges import NullRanges, RangeBackend, nvtx_ranges
+from .rapl import discover_rapl
+from .settings import TelemetrySettings
 
 __all__ = [
     "CpuMeter",

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from suite.telemetry.meters import GPU_FIELDS
-from suite.telemetry.nvml import Nvml, NvmlError
+from .meters import GPU_FIELDS
+from .nvml import Nvml, NvmlError
 
 __all__ = ["TRACE_COLUMNS", "NvmlEnergyMeter", "PowerSampler"]
 

@@ -11,13 +11,12 @@ from typing import Any, Protocol
 
 import psutil
 
+from accessbench import schema
+
 __all__ = ["GPU_FIELDS", "RAPL_FIELDS", "CpuMeter", "Meter", "NullGpuMeter", "NullMeter"]
 
 #: Record fields an NVML meter fills (None from its null twin).
-GPU_FIELDS: tuple[str, ...] = (
-    "gpu_energy_j", "gpu_power_w", "energy_per_step_j", "gpu_power_max_w", "gpu_util_pct", "gpu_mem_util_pct",
-    "gpu_mem_used_bytes", "gpu_sm_clock_mhz", "gpu_mem_clock_mhz", "pcie_tx_gbps", "pcie_rx_gbps",
-)
+GPU_FIELDS: tuple[str, ...] = schema.by_group("gpu")
 #: Record fields a RAPL meter fills.
 RAPL_FIELDS: tuple[str, ...] = ("cpu_energy_j", "cpu_dram_energy_j")
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from kernels.errors import AccessBenchError
+from accessbench.kernels.errors import AccessBenchError
 
 __all__ = ["DeviceIds", "Nvml", "NvmlError", "NvmlUnavailable", "device_ids", "load_nvml", "nvml_available"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite.telemetry.meters import RAPL_FIELDS, NullMeter
+from .meters import RAPL_FIELDS, NullMeter
 
 __all__ = ["POWERCAP_ROOT", "RaplMeter", "RaplZone", "discover_rapl"]
 

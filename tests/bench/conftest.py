@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 import torch
-
-from kernels.device import cuda_available, resolve_device
-from kernels.types import GraphData
-from suite.envstamp import driver_version
-from workloads.config import Workload, load_workload
-from workloads.graphs import materialise
+from accessbench.kernels.device import cuda_available, resolve_device
+from accessbench.kernels.types import GraphData
+from accessbench.suite.telemetry.envstamp import driver_version
+from accessbench.workloads.config import Workload, load_workload
+from accessbench.workloads.graphs import materialise
 
 
 def gpu_machine_info() -> dict[str, Any]:

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 import torch
+from accessbench.kernels import registry
+from accessbench.kernels.base import AccessStrategy
+from accessbench.kernels.types import GraphData
+from accessbench.workloads.batches import random_ids, seed_batches
+from accessbench.workloads.config import Workload
+from accessbench.workloads.models import build_model
 
-from kernels import registry
-from kernels.base import AccessStrategy
-from kernels.types import GraphData
 from tests.bench.timers import synchronized_perf_counter
-from workloads.batches import random_ids, seed_batches
-from workloads.config import Workload
-from workloads.models import build_model
 
 STRATEGIES = ("cpu-centric", "device-resident")
 ROUNDS, WARMUP = 30, 3

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
+from accessbench.kernels import registry
 
 from benchmarks import bench_access, bench_counters, common
-from kernels import registry
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,18 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from kernels import registry
-from kernels.cache import PolicyConfig, make_policy
-from kernels.cache.placement import initial_ids
-from kernels.sampling import sample_blocks
+from accessbench.kernels import registry
+from accessbench.kernels.sampling import sample_blocks
+from accessbench.kernels.strategies.cached import PolicyConfig, make_policy
+from accessbench.kernels.strategies.cached.placement import initial_ids
 
 POLICIES = ("degree", "presample", "lru", "clock", "hybrid", "belady")
 
 
 def _power_law_graph(tmp: Path):
-    from workloads.generate import GraphSpec
-    from workloads.graphs import ensure_store
-    from workloads.store import open_store
+    from accessbench.workloads.generate import GraphSpec
+    from accessbench.workloads.graphs import ensure_store
+    from accessbench.workloads.store import open_store
 
     return open_store(ensure_store(GraphSpec(num_nodes=20_000, avg_degree=12, feat_dim=64, seed=3), tmp / "g",
                                    name="bench"))
@@ -96,7 +95,7 @@ def test_bench_policy_step(benchmark, graph, batches, policy: str) -> None:
 
 # ---- the measured 2-rank partition run (a script, not a test) ---------------------------------------------------
 def _rank_batches(graph, workload, steps: int, rank: int, world: int) -> tuple[list[torch.Tensor], torch.Generator]:
-    from workloads.batches import seed_batches
+    from accessbench.workloads.batches import seed_batches
 
     seeds = list(seed_batches(graph, workload.batch_size, seed=workload.seed, steps=steps * world))
     return seeds[rank::world], torch.Generator().manual_seed(workload.seed + rank)
@@ -105,9 +104,8 @@ def _rank_batches(graph, workload, steps: int, rank: int, world: int) -> tuple[l
 def _measure(rank: int, world: int, port: int, out: str, workload_name: str, steps: int, fraction: float,
              policy: str) -> None:
     import torch.distributed as dist
-
-    from workloads.config import load_workload
-    from workloads.graphs import materialise
+    from accessbench.workloads.config import load_workload
+    from accessbench.workloads.graphs import materialise
 
     torch.set_num_threads(1)
     workload = load_workload(workload_name)

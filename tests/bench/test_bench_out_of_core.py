@@ -2,7 +2,7 @@
 reader with 32 reads in flight on the same file, and feature loading of the published designs on one small store.
 The normal test command runs each once with benchmarking disabled (small sizes); for real numbers run
 ``python -m pytest tests/bench/test_bench_out_of_core.py --benchmark-enable`` with ``ACCESSBENCH_OOC_BENCH_MB``
-(file size) raised, or ``python -m suite.ooc_bench`` for the table in docs/results/out_of_core_cpu.md."""
+(file size) raised, or ``python -m accessbench.suite.ooc_bench`` for the table in docs/results/out_of_core_cpu.md."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from accessbench.kernels.strategies.out_of_core.pagecache import drop_file_pages
+from accessbench.suite.ooc_bench import DESIGNS, design_options, direct_iops, random_pages, reference_iops, run_design
 
-from kernels.ooc.pagecache import drop_file_pages
-from suite.ooc_bench import DESIGNS, design_options, direct_iops, random_pages, reference_iops, run_design
-from tests.kernels.test_ooc_support import make_store
+from tests.kernels.out_of_core.ooc_support import make_store
 
 FILE_MB = int(os.environ.get("ACCESSBENCH_OOC_BENCH_MB", "16"))
 
@@ -25,7 +25,7 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = directory / "random.bin"
     with open(path, "wb") as f:
         f.writelines(os.urandom(1 << 20) for _ in range(FILE_MB))
-    from tests.kernels.test_ooc_support import require_odirect
+    from tests.kernels.out_of_core.ooc_support import require_odirect
 
     require_odirect(directory)
     return path

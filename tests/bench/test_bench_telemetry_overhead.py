@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 import torch
-
-from suite.execute import Config, execute
-from suite.telemetry import Telemetry, TelemetrySettings
-from suite.telemetry.heartbeat import Heartbeat
-from suite.telemetry.ranges import NullRanges, nvtx_ranges
-from workloads.config import Workload
-from workloads.generate import GraphSpec, generate
+from accessbench.suite.measure.lifecycle import Config, execute
+from accessbench.suite.telemetry import Telemetry, TelemetrySettings
+from accessbench.suite.telemetry.heartbeat import Heartbeat
+from accessbench.suite.telemetry.ranges import NullRanges, nvtx_ranges
+from accessbench.workloads.config import Workload
+from accessbench.workloads.generate import GraphSpec, generate
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from accessbench.kernels import registry
+from accessbench.kernels.base import AccessStrategy
+from accessbench.kernels.types import GraphData
 from pytest_benchmark.fixture import BenchmarkFixture
-
-from kernels import registry
-from kernels.base import AccessStrategy
-from kernels.types import GraphData
 
 pytestmark = pytest.mark.gpu
 STRATEGIES = ("zero-copy", "cpu-centric", "device-resident")

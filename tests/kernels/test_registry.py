@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from kernels import registry
-from kernels.errors import InvalidOptions
+from accessbench.kernels import registry
+from accessbench.kernels.errors import InvalidOptions
 
 
 def test_builtin_strategies_registered() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from accessbench.kernels.sampling import sample_blocks, sample_neighbors, unique_first_occurrence, validate_fanouts
 
-from kernels.sampling import sample_blocks, sample_neighbors, unique_first_occurrence, validate_fanouts
 from tests.conftest import make_graph
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from accessbench.kernels import registry
+from accessbench.kernels.errors import InvalidIds
 
-from kernels import registry
-from kernels.errors import InvalidIds
 from tests.conftest import make_graph, stored
 
 DEVICE = torch.device("cpu")
@@ -119,7 +119,7 @@ def test_cpu_centric_pinned_staging_needs_cuda(small_graph) -> None:
 
 
 def test_store_backed_features_are_exact(strategy_name: str, tiny_store) -> None:
-    from workloads.store import open_store
+    from accessbench.workloads.store import open_store
 
     graph = open_store(tiny_store)
     ids = torch.randint(0, graph.num_nodes, (999,), generator=torch.Generator().manual_seed(11))

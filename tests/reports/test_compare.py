@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from accessbench.reports.compare import compare_results
+from accessbench.reports.load import records_frame
 
-from reports.compare import compare_results
-from reports.load import records_frame
 from tests.reports.runs import record
 
 

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from suite.cli import main
+from accessbench.suite.cli import main
 
 
 @pytest.mark.slow

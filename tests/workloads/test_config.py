@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from workloads.batches import random_ids, seed_batches
-from workloads.config import WorkloadError, load_workload, preset_names
-from workloads.graphs import materialise
+from accessbench.workloads.batches import random_ids, seed_batches
+from accessbench.workloads.config import WorkloadError, load_workload, preset_names
+from accessbench.workloads.graphs import materialise
 
 
 def test_presets_load() -> None:

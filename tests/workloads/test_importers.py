@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from kernels.errors import InvalidOptions, StoreError
-from workloads.importers import import_dataset, import_igb, import_ogb, importer_options
-from workloads.importers._build import write_csr
-from workloads.store import MANIFEST, StoreWriter, open_store
+from accessbench.kernels.errors import InvalidOptions, StoreError
+from accessbench.workloads.importers import import_dataset, import_igb, import_ogb, importer_options
+from accessbench.workloads.importers._build import write_csr
+from accessbench.workloads.store import MANIFEST, StoreWriter, open_store
 
 SMALL_CHUNK = 1024  # bytes: forces many chunks (edges, feature rows, sort blocks) on the tiny fixtures
 
@@ -297,7 +296,7 @@ def test_counting_sort_matches_global_sort(tmp_path: Path, seed: int) -> None:
 
 def test_scatter_paths_agree() -> None:
     """The packed-key path (int32 ids) and the argsort path (int64 ids, graphs over 2**31 nodes) fill alike."""
-    from workloads.importers._build import _scatter
+    from accessbench.workloads.importers._build import _scatter
 
     rng = np.random.default_rng(9)
     src, dst = rng.integers(0, 50, 400), rng.integers(0, 50, 400)

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from kernels.errors import StoreError
-from workloads.generate import GraphSpec, generate
-from workloads.store import StoreWriter, open_store, read_manifest, verify_store
+from accessbench.kernels.errors import StoreError
+from accessbench.workloads.generate import GraphSpec, generate
+from accessbench.workloads.store import StoreWriter, open_store, read_manifest, verify_store
 
 
 def _write(path: Path, *, dtype: torch.dtype = torch.float32, n: int = 50, d: int = 7) -> dict:
@@ -161,7 +160,7 @@ def test_aborted_writer_leaves_no_manifest(tmp_path: Path) -> None:
 
 
 def test_verify_store_catches_corruption_beyond_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import workloads.store as st
+    import accessbench.workloads.store as st
 
     path = generate(GraphSpec(num_nodes=600, avg_degree=4, feat_dim=8), tmp_path / "v")
     monkeypatch.setattr(st, "FULL_VERIFY_LIMIT", 0)  # as for a store too large to hash on every open

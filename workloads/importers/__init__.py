@@ -1,4 +1,4 @@
-"""Importers: local OGB and IGB datasets -> the on-disk graph store (``workloads.store``), in bounded memory.
+"""Importers: local OGB and IGB datasets -> the on-disk graph store (``accessbench.workloads.store``), in bounded memory.
 
 ``import_dataset(kind, src, dst, **options)`` dispatches to ``import_ogb`` or ``import_igb``; every option is a
 keyword with a default, listed by ``importer_options(kind)`` (for building CLI flags). Layouts, options and
@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kernels.errors import InvalidOptions
-from workloads.importers.igb import IGB_SIZES, LABEL_SETS, import_igb
-from workloads.importers.ogb import import_ogb
+from accessbench.kernels.errors import InvalidOptions
+
+from .igb import IGB_SIZES, LABEL_SETS, import_igb
+from .ogb import import_ogb
 
 __all__ = ["IGB_SIZES", "IMPORTERS", "LABEL_SETS", "import_dataset", "import_igb", "import_ogb", "importer_options"]
 

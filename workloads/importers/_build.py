@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from kernels.errors import InvalidOptions, StoreError
-from workloads.store import DTYPES, StoreWriter
+from accessbench.kernels.errors import InvalidOptions, StoreError
+from accessbench.workloads.store import DTYPES, StoreWriter
 
 __all__ = [
     "CONVERTIBLE",

@@ -13,8 +13,7 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
-
-from kernels.errors import StoreError
+from accessbench.kernels.errors import StoreError
 
 __all__ = ["NpzArray", "csv_columns", "is_npy", "iter_csv", "iter_pairs", "map_npy", "map_raw", "npz_keys", "reading"]
 

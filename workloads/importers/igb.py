@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from accessbench.kernels.errors import InvalidOptions, StoreError
+from accessbench.workloads.store import DTYPES, StoreWriter
 
-from kernels.errors import InvalidOptions, StoreError
-from workloads.importers._build import DEFAULT_CHUNK_BYTES, FeatureSink, LabelSink, check_common, rel, write_csr
-from workloads.importers._read import is_npy, iter_pairs, map_npy, map_raw
-from workloads.store import DTYPES, StoreWriter
+from ._build import DEFAULT_CHUNK_BYTES, FeatureSink, LabelSink, check_common, rel, write_csr
+from ._read import is_npy, iter_pairs, map_npy, map_raw
 
 __all__ = ["IGB_SIZES", "LABEL_SETS", "import_igb"]
 

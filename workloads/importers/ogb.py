@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from accessbench.kernels.errors import InvalidOptions, StoreError
+from accessbench.workloads.store import StoreWriter
 
-from kernels.errors import InvalidOptions, StoreError
-from workloads.importers._build import (
+from ._build import (
     DEFAULT_CHUNK_BYTES,
     FeatureSink,
     LabelSink,
@@ -27,8 +28,7 @@ from workloads.importers._build import (
     rel,
     write_csr,
 )
-from workloads.importers._read import NpzArray, csv_columns, iter_csv, npz_keys
-from workloads.store import StoreWriter
+from ._read import NpzArray, csv_columns, iter_csv, npz_keys
 
 __all__ = ["LAYOUTS", "import_ogb"]
 

@@ -1,0 +1,69 @@
+"""Generate a synthetic power-law graph store, or import a local dataset into one."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from accessbench.workloads.generate import GraphSpec, generate
+from accessbench.workloads.store import read_manifest
+
+NAME = "make-graph"
+HELP = "generate a synthetic graph store, or import OGB/IGB files into one"
+ORDER = 30
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="store directory to write")
+    p.add_argument("--from", dest="source", choices=("synthetic", "ogb", "igb"), default="synthetic")
+    p.add_argument("--src", type=Path, default=None, help="dataset directory to import (with --from ogb|igb)")
+    p.add_argument("--nodes", type=int, default=100_000)
+    p.add_argument("--avg-degree", type=float, default=15.0)
+    p.add_argument("--feat-dim", type=int, default=128)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--alpha", type=float, default=2.1, help="power-law exponent (> 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--import-option", "-x", action="append", default=[], metavar="KEY=VALUE",
+                   help="importer option, e.g. split=sales_ranking, symmetrize=false, size=small, num_nodes=N "
+                        "(see docs/IMPORTERS.md)")
+
+
+def _coerce(value: str, default: object) -> object:
+    """A CLI string as the type of the option's default (bool, int, or str; None defaults take the string)."""
+    if isinstance(default, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if isinstance(default, int):
+        return int(value)
+    if default is None and value.isdigit():
+        return int(value)
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.source == "synthetic":
+        spec = GraphSpec(num_nodes=args.nodes, avg_degree=args.avg_degree, feat_dim=args.feat_dim,
+                         dtype=args.dtype, alpha=args.alpha, seed=args.seed)
+        path = generate(spec, args.out, name=args.name, overwrite=args.overwrite)
+    else:
+        if args.src is None:
+            raise ValueError(f"--from {args.source} needs --src DIR (the unpacked dataset)")
+        from accessbench.workloads.importers import import_dataset, importer_options
+
+        defaults = importer_options(args.source)
+        opts = {}
+        for item in args.import_option:
+            key, sep, value = item.partition("=")
+            if not sep or key not in defaults or key in ("name", "overwrite"):
+                valid = ", ".join(k for k in defaults if k not in ("name", "overwrite"))
+                raise ValueError(f"bad --import-option {item!r}; valid keys for {args.source}: {valid}")
+            opts[key] = _coerce(value, defaults[key])
+        path = import_dataset(args.source, args.src, args.out, name=args.name, overwrite=args.overwrite, **opts)
+    m = read_manifest(path)
+    print(f"store {path}: {m['num_nodes']} nodes, {m['num_edges']} edges, {m['feat_dim']} x {m['dtype']} features")
+    return 0

@@ -1,0 +1,1 @@
+"""The machine's ceilings (``probe.json``): memory, PCIe, device, peer and disk bandwidths and IOPS."""

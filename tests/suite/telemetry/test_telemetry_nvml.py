@@ -1,0 +1,195 @@
+"""NVML meters with pynvml mocked by autospec: energy deltas, counter reset, short windows, a missing GPU."""
+
+from __future__ import annotations
+
+import csv
+import time
+from types import SimpleNamespace
+from unittest import mock
+
+import pynvml
+import pytest
+import torch
+from accessbench.suite.telemetry import Telemetry, TelemetrySettings, gpu_meter
+from accessbench.suite.telemetry.envstamp import gpu_stamp
+from accessbench.suite.telemetry.gpu import TRACE_COLUMNS, NvmlEnergyMeter, PowerSampler
+from accessbench.suite.telemetry.meters import GPU_FIELDS, NullGpuMeter
+from accessbench.suite.telemetry.nvml import DeviceIds, Nvml, NvmlError, NvmlUnavailable
+from accessbench.suite.telemetry.ranges import NullRanges
+
+
+def fake_lib(*, energy_mj: list[int] | None = None) -> mock.NonCallableMagicMock:
+    """pynvml autospecced, with plausible readings."""
+    lib = mock.create_autospec(pynvml)
+    lib.NVMLError = pynvml.NVMLError
+    lib.NVML_CLOCK_SM, lib.NVML_CLOCK_MEM = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
+    lib.NVML_PCIE_UTIL_TX_BYTES, lib.NVML_PCIE_UTIL_RX_BYTES = 0, 1
+    if energy_mj is not None:
+        lib.nvmlDeviceGetTotalEnergyConsumption.side_effect = energy_mj
+    lib.nvmlDeviceGetPowerUsage.return_value = 250_000  # mW
+    lib.nvmlDeviceGetUtilizationRates.return_value = SimpleNamespace(gpu=80, memory=40)
+    lib.nvmlDeviceGetMemoryInfo.return_value = SimpleNamespace(used=3 << 30, total=80 << 30, free=77 << 30)
+    lib.nvmlDeviceGetClockInfo.side_effect = lambda h, kind: 1980 if kind == pynvml.NVML_CLOCK_SM else 2619
+    lib.nvmlDeviceGetPcieThroughput.side_effect = lambda h, kind: 12_000_000 if kind == 0 else 24_000_000  # KB/s
+    return lib
+
+
+def not_supported(*_: object) -> None:
+    raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+
+
+def test_energy_delta_becomes_joules_and_mean_power() -> None:
+    lib = fake_lib(energy_mj=[1_000_000, 1_150_000])  # 150 J
+    meter = NvmlEnergyMeter(Nvml(lib), "h", min_window_s=0.0)
+    meter.start()
+    time.sleep(0.02)
+    fields, notes = meter.stop()
+    assert fields["gpu_energy_j"] == pytest.approx(150.0)
+    assert fields["gpu_power_w"] == pytest.approx(150.0 / 0.02, rel=0.6)
+    assert fields["energy_window_short"] is False
+    assert not [n for n in notes if "not measured" in n]
+    assert lib.nvmlDeviceGetTotalEnergyConsumption.call_count == 2
+
+
+def test_counter_reset_gives_none_with_reason() -> None:
+    meter = NvmlEnergyMeter(Nvml(fake_lib(energy_mj=[9_000_000, 500])), "h", min_window_s=0.0)
+    meter.start()
+    fields, notes = meter.stop()
+    assert fields["gpu_energy_j"] is None and fields["gpu_power_w"] is None
+    assert any("went backwards" in n for n in notes)
+
+
+def test_short_window_is_flagged_and_a_still_counter_is_never_zero() -> None:
+    meter = NvmlEnergyMeter(Nvml(fake_lib(energy_mj=[42_000, 42_000])), "h", min_window_s=1.0)
+    meter.start()
+    fields, notes = meter.stop()
+    assert fields["gpu_energy_j"] is None  # never 0 J
+    assert fields["energy_window_short"] is True
+    assert any("did not advance" in n for n in notes)
+    assert any("shorter than 1 s" in n for n in notes)
+
+
+def test_energy_counter_error_is_mapped_once() -> None:
+    lib = fake_lib()
+    lib.nvmlDeviceGetTotalEnergyConsumption.side_effect = not_supported
+    nvml = Nvml(lib)
+    with pytest.raises(NvmlError, match="nvmlDeviceGetTotalEnergyConsumption failed: Not Supported"):
+        nvml.energy_mj("h")
+    meter = NvmlEnergyMeter(nvml, "h", min_window_s=0.0)
+    meter.start()
+    fields, notes = meter.stop()
+    assert fields["gpu_energy_j"] is None
+    assert any("Not Supported" in n for n in notes)
+
+
+def test_handle_lookup_prefers_uuid_then_pci_and_refuses_a_reordered_index() -> None:
+    lib = fake_lib()
+    lib.nvmlDeviceGetHandleByUUID.return_value = "by-uuid"
+    assert Nvml(lib).handle(DeviceIds(index=0, uuid="abc")) == "by-uuid"
+    lib.nvmlDeviceGetHandleByUUID.assert_called_once_with("GPU-abc")
+    lib.nvmlDeviceGetHandleByUUID.side_effect = not_supported
+    lib.nvmlDeviceGetHandleByPciBusId.return_value = "by-pci"
+    assert Nvml(lib).handle(DeviceIds(index=1, uuid="abc", pci_bus_id="00000000:41:00.0")) == "by-pci"
+    lib.nvmlDeviceGetHandleByPciBusId.side_effect = not_supported
+    with pytest.raises(NvmlError, match="cannot map cuda:1"):
+        Nvml(lib).handle(DeviceIds(index=1, uuid="abc", pci_bus_id="x", index_is_nvml=False))
+    lib.nvmlDeviceGetHandleByIndex.return_value = "by-index"
+    assert Nvml(lib).handle(DeviceIds(index=1, index_is_nvml=True)) == "by-index"
+
+
+def test_missing_gpu_gives_null_meter_with_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    meter = gpu_meter(torch.device("cpu"), TelemetrySettings())
+    assert isinstance(meter, NullGpuMeter)
+    fields, notes = meter.stop()
+    assert set(fields) == set(GPU_FIELDS) and all(v is None for v in fields.values())
+    assert notes == ["gpu energy not measured: device is the CPU: no GPU to meter"]
+
+    def unavailable() -> Nvml:
+        raise NvmlUnavailable("NVML could not start: NVML Shared Library Not Found")
+
+    monkeypatch.setattr("accessbench.suite.telemetry.load_nvml", unavailable)
+    meter = gpu_meter(torch.device("cuda", 0), TelemetrySettings())
+    assert isinstance(meter, NullGpuMeter) and "Library Not Found" in meter.reason
+
+
+def test_real_nvml_load_here_is_unavailable_or_works() -> None:
+    from accessbench.suite.telemetry.nvml import nvml_available
+
+    ok, reason = nvml_available()
+    assert ok or reason  # on this CPU machine: the driver library is missing, said in words
+
+
+def test_sampler_writes_trace_and_summarises(tmp_path) -> None:
+    lib = fake_lib()
+    path = tmp_path / "power_k.csv"
+    sampler = PowerSampler(Nvml(lib), "h", gpu=0, path=path, interval_s=0.05)
+    sampler.start("measure")
+    time.sleep(0.12)
+    summary, notes = sampler.stop()
+    sampler.close()
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(TRACE_COLUMNS)
+    assert len(rows) >= 2
+    assert {r["window"] for r in rows} == {"measure"} and {r["gpu"] for r in rows} == {"0"}
+    assert float(rows[0]["power_w"]) == 250.0
+    t = [float(r["t_s"]) for r in rows]
+    assert t == sorted(t)
+    assert summary["gpu_power_max_w"] == 250.0 and summary["gpu_util_pct"] == 80.0
+    assert summary["gpu_mem_used_bytes"] == 3 << 30 and summary["gpu_sm_clock_mhz"] == 1980
+    assert summary["pcie_tx_gbps"] == pytest.approx(12.0) and summary["pcie_rx_gbps"] == pytest.approx(24.0)
+    assert notes == []
+
+
+def test_sampler_drops_unsupported_counter_once_and_skips_pcie_at_fast_rates(tmp_path) -> None:
+    lib = fake_lib()
+    lib.nvmlDeviceGetUtilizationRates.side_effect = not_supported
+    sampler = PowerSampler(Nvml(lib), "h", gpu=2, path=None, interval_s=0.01)
+    sampler.start("idle")
+    time.sleep(0.05)
+    summary, notes = sampler.stop()
+    assert lib.nvmlDeviceGetUtilizationRates.call_count == 1
+    assert summary["gpu_util_pct"] is None and summary["gpu_power_max_w"] == 250.0
+    assert summary["pcie_tx_gbps"] is None and lib.nvmlDeviceGetPcieThroughput.call_count == 0
+    assert any("utilization_pct not sampled" in n for n in notes)
+    assert any("PCIe throughput not sampled" in n for n in notes)
+
+
+def test_energy_meter_with_sampler_fills_summary_fields(tmp_path) -> None:
+    lib = fake_lib(energy_mj=[0, 3_000])
+    sampler = PowerSampler(Nvml(lib), "h", gpu=0, path=tmp_path / "p.csv", interval_s=0.05)
+    meter = NvmlEnergyMeter(Nvml(lib), "h", min_window_s=0.0, sampler=sampler)
+    tele = Telemetry(torch.device("cpu"), meters=[meter], ranges=NullRanges())
+    with tele.window("measure") as win:
+        time.sleep(0.06)
+    tele.close()
+    assert win["gpu_energy_j"] == pytest.approx(3.0)
+    assert win["gpu_util_pct"] == 80.0 and win["window_s"] >= 0.06
+    assert (tmp_path / "p.csv").read_text().startswith("t_s,power_w,gpu")
+
+
+def test_environment_stamp_from_nvml() -> None:
+    lib = fake_lib()
+    lib.nvmlDeviceGetHandleByUUID.return_value = "h"
+    lib.nvmlSystemGetDriverVersion.return_value = "560.35.03"
+    lib.nvmlDeviceGetEnforcedPowerLimit.return_value = 700_000
+    lib.nvmlDeviceGetPowerManagementLimit.return_value = 700_000
+    lib.nvmlDeviceGetMaxClockInfo.side_effect = lambda h, kind: 1980 if kind == pynvml.NVML_CLOCK_SM else 2619
+    lib.nvmlDeviceGetCurrPcieLinkGeneration.return_value = 5
+    lib.nvmlDeviceGetCurrPcieLinkWidth.return_value = 16
+    lib.nvmlDeviceGetMaxPcieLinkGeneration.side_effect = not_supported
+    lib.nvmlDeviceGetMaxPcieLinkWidth.return_value = 16
+    nvml = Nvml(lib)
+    stamp = nvml.stamp(nvml.handle(DeviceIds(index=0, uuid="u")))
+    assert stamp["driver"] == "560.35.03" and stamp["gpu_power_limit_w"] == 700.0
+    assert stamp["pcie"] == "gen5 x16" and stamp["pcie_width_max"] == 16
+    assert "pcie_gen_max" not in stamp  # not supported: left out, not invented
+    assert stamp["gpu_sm_clock_max_mhz"] == 1980 and stamp["gpu_mem_clock_mhz"] == 2619
+
+
+def test_gpu_stamp_says_why_when_nvml_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable() -> Nvml:
+        raise NvmlUnavailable("nvidia-ml-py is not installed")
+
+    monkeypatch.setattr("accessbench.suite.telemetry.nvml.load_nvml", unavailable)
+    assert gpu_stamp(torch.device("cuda", 0)) == {"nvml": "unavailable: nvidia-ml-py is not installed"}
