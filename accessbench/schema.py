@@ -309,3 +309,7 @@ def field_table_markdown() -> str:
     for f in FIELDS:
         lines.append(f"| `{f.name}` | {f.type} | {f.unit or '-'} | {f.group} | {f.merge} | {f.doc} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # ``python -m accessbench.schema``: print the field table for docs/RESULTS.md
+    print(field_table_markdown())
