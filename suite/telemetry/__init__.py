@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from accessbench.kernels.device import synchronize
 
+from accessbench.timing import Clock
+
 from .gpu import NvmlEnergyMeter, PowerSampler
 from .heartbeat import Heartbeat
 from .meters import CpuMeter, Meter, NullGpuMeter, NullMeter
@@ -77,12 +79,15 @@ class _Range:
 
 
 class Telemetry:
-    """Windows over the measured region, with the device synchronised at both edges."""
+    """Windows over the measured region, with the device synchronised at both edges; ``clock`` (seconds) times
+    each window's ``window_s``."""
 
     def __init__(self, device: torch.device, meters: list[Meter] | None = None, *,
                  ranges: RangeBackend | None = None, heartbeat: Heartbeat | None = None,
-                 settings: TelemetrySettings | None = None, trace_path: Path | None = None) -> None:
+                 settings: TelemetrySettings | None = None, trace_path: Path | None = None,
+                 clock: Clock = time.perf_counter) -> None:
         self.device = device
+        self.clock = clock
         self.settings = settings or TelemetrySettings()
         self.meters = meters if meters is not None else default_meters(device, self.settings, trace_path=trace_path)
         self.ranges: RangeBackend = ranges if ranges is not None else nvtx_ranges(self.settings.nvtx)
@@ -114,12 +119,12 @@ class Telemetry:
         if ranges:
             self.ranges.push(name)
             self._active = True
-        t0 = time.perf_counter()
+        t0 = self.clock()
         try:
             yield result
         finally:
             synchronize(self.device)
-            result["window_s"] = time.perf_counter() - t0
+            result["window_s"] = self.clock() - t0
             if ranges:
                 self._active = False
                 self.ranges.pop()

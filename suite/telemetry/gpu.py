@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from accessbench.timing import Clock
+
 from .meters import GPU_FIELDS
 from .nvml import Nvml, NvmlError
 
@@ -39,12 +41,15 @@ class PowerSampler:
 
     A counter the GPU does not support is dropped after its first failure (its column stays empty, one note).
     PCIe throughput blocks ~20 ms per read in NVML, so it is sampled only when ``interval_s >= 0.05``.
+    ``clock`` (seconds) stamps the rows' ``t_s``; the pacing between samples is real time.
     """
 
-    def __init__(self, nvml: Nvml, handle: Any, *, gpu: int, path: Path | None, interval_s: float = 0.1) -> None:
+    def __init__(self, nvml: Nvml, handle: Any, *, gpu: int, path: Path | None, interval_s: float = 0.1,
+                 clock: Clock = time.perf_counter) -> None:
         if interval_s <= 0:
             raise ValueError(f"power sample interval must be > 0 s, got {interval_s}")
         self.nvml, self.handle, self.gpu, self.path, self.interval_s = nvml, handle, gpu, path, interval_s
+        self.clock = clock
         self._pcie_skipped = interval_s < 0.05
         self._readers = [r for r in _READERS if r[1] != "pcie_gbps" or not self._pcie_skipped]
         self._dropped: dict[str, str] = {}
@@ -58,7 +63,7 @@ class PowerSampler:
 
     def sample_once(self) -> dict[str, Any]:
         """Read every supported counter now; returns one trace row (absent counters are None)."""
-        now = time.perf_counter()
+        now = self.clock()
         if self._origin is None:
             self._origin = now
         row: dict[str, Any] = dict.fromkeys(TRACE_COLUMNS)
@@ -171,11 +176,13 @@ class NvmlEnergyMeter:
 
     ``gpu_power_w`` is energy / window seconds. A counter that went backwards (driver reload, GPU reset) or did not
     advance gives None with the reason. ``energy_window_short`` flags windows under ``min_window_s``.
+    ``clock`` (seconds) times the window.
     """
 
     def __init__(self, nvml: Nvml, handle: Any, *, min_window_s: float = 1.0,
-                 sampler: PowerSampler | None = None) -> None:
+                 sampler: PowerSampler | None = None, clock: Clock = time.perf_counter) -> None:
         self.nvml, self.handle, self.min_window_s, self.sampler = nvml, handle, min_window_s, sampler
+        self.clock = clock
         self._t0 = 0.0
         self._e0: int | None = None
         self._error: str | None = None
@@ -188,10 +195,10 @@ class NvmlEnergyMeter:
             self._e0, self._error = None, str(exc)
         if self.sampler is not None:
             self.sampler.start(window)
-        self._t0 = time.perf_counter()
+        self._t0 = self.clock()
 
     def stop(self) -> tuple[dict[str, Any], list[str]]:
-        wall = time.perf_counter() - self._t0
+        wall = self.clock() - self._t0
         e1: int | None = None
         if self._e0 is not None:
             try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
-import time
+import itertools
+import sys
+from collections.abc import Callable
 from types import SimpleNamespace
 from unittest import mock
 
@@ -11,11 +13,22 @@ import pynvml
 import pytest
 import torch
 from accessbench.suite.telemetry import Telemetry, TelemetrySettings, gpu_meter
+from accessbench.suite.telemetry import nvml as nvml_module
 from accessbench.suite.telemetry.envstamp import gpu_stamp
 from accessbench.suite.telemetry.gpu import TRACE_COLUMNS, NvmlEnergyMeter, PowerSampler
 from accessbench.suite.telemetry.meters import GPU_FIELDS, NullGpuMeter
-from accessbench.suite.telemetry.nvml import DeviceIds, Nvml, NvmlError, NvmlUnavailable
+from accessbench.suite.telemetry.nvml import DeviceIds, Nvml, NvmlError, NvmlUnavailable, load_nvml, nvml_available
 from accessbench.suite.telemetry.ranges import NullRanges
+
+
+def ticks(*seconds: float) -> Callable[[], float]:
+    """A clock that reads ``seconds`` in turn (and fails the test if read more often)."""
+    return iter(seconds).__next__
+
+
+def counter(step_s: float) -> Callable[[], float]:
+    """A clock that advances ``step_s`` at every read, starting at 0."""
+    return itertools.count(0.0, step_s).__next__
 
 
 def fake_lib(*, energy_mj: list[int] | None = None) -> mock.NonCallableMagicMock:
@@ -40,12 +53,11 @@ def not_supported(*_: object) -> None:
 
 def test_energy_delta_becomes_joules_and_mean_power() -> None:
     lib = fake_lib(energy_mj=[1_000_000, 1_150_000])  # 150 J
-    meter = NvmlEnergyMeter(Nvml(lib), "h", min_window_s=0.0)
+    meter = NvmlEnergyMeter(Nvml(lib), "h", min_window_s=0.0, clock=ticks(10.0, 10.5))  # a 0.5 s window
     meter.start()
-    time.sleep(0.02)
     fields, notes = meter.stop()
     assert fields["gpu_energy_j"] == pytest.approx(150.0)
-    assert fields["gpu_power_w"] == pytest.approx(150.0 / 0.02, rel=0.6)
+    assert fields["gpu_power_w"] == pytest.approx(300.0)
     assert fields["energy_window_short"] is False
     assert not [n for n in notes if "not measured" in n]
     assert lib.nvmlDeviceGetTotalEnergyConsumption.call_count == 2
@@ -112,29 +124,67 @@ def test_missing_gpu_gives_null_meter_with_reason(monkeypatch: pytest.MonkeyPatc
     assert isinstance(meter, NullGpuMeter) and "Library Not Found" in meter.reason
 
 
-def test_real_nvml_load_here_is_unavailable_or_works() -> None:
-    from accessbench.suite.telemetry.nvml import nvml_available
+@pytest.fixture
+def fresh_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the process's loaded NVML for the test (restored afterwards)."""
+    monkeypatch.setattr(nvml_module, "_LOADED", None)
 
+
+def test_nvml_available_when_the_package_is_missing(fresh_nvml: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # ``import pynvml`` raises ImportError
+    assert nvml_available() == (False, "nvidia-ml-py is not installed (pip install nvidia-ml-py)")
+
+
+def test_nvml_available_when_the_driver_library_is_missing(fresh_nvml: None,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = fake_lib()
+    lib.nvmlInit.side_effect = pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    monkeypatch.setitem(sys.modules, "pynvml", lib)
+    assert nvml_available() == (False, "NVML could not start: NVML Shared Library Not Found")
+    with pytest.raises(NvmlUnavailable, match="NVML could not start: NVML Shared Library Not Found"):
+        load_nvml()
+    assert nvml_module._LOADED is None  # a failed start is not remembered as a working NVML
+
+
+def test_nvml_available_when_nvml_starts_loads_it_once(fresh_nvml: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = fake_lib()
+    monkeypatch.setitem(sys.modules, "pynvml", lib)
+    assert nvml_available() == (True, "available")
+    first = load_nvml()
+    assert first.lib is lib and load_nvml() is first
+    lib.nvmlInit.assert_called_once_with()
+
+
+def test_real_nvml_here_either_starts_or_says_why() -> None:
+    """Whatever this machine has: a working NVML answers a driver version, a missing one a reason in words."""
     ok, reason = nvml_available()
-    assert ok or reason  # on this CPU machine: the driver library is missing, said in words
+    if ok:
+        assert reason == "available"
+        assert nvml_module._text(load_nvml().call("nvmlSystemGetDriverVersion"))
+    else:
+        assert reason.startswith(("NVML could not start: ", "nvidia-ml-py is not installed")), reason
+        with pytest.raises(NvmlUnavailable) as info:
+            load_nvml()
+        assert str(info.value) == reason
+        assert not torch.cuda.is_available() or "NVIDIA" not in torch.cuda.get_device_name(0), \
+            f"an NVIDIA GPU is visible but NVML did not start: {reason}"
 
 
 def test_sampler_writes_trace_and_summarises(tmp_path) -> None:
     lib = fake_lib()
     path = tmp_path / "power_k.csv"
-    sampler = PowerSampler(Nvml(lib), "h", gpu=0, path=path, interval_s=0.05)
+    # a long interval: the sampling thread takes its first row and waits; stop() adds the closing row
+    sampler = PowerSampler(Nvml(lib), "h", gpu=0, path=path, interval_s=60.0, clock=ticks(7.0, 7.25))
     sampler.start("measure")
-    time.sleep(0.12)
     summary, notes = sampler.stop()
     sampler.close()
     with path.open() as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(TRACE_COLUMNS)
-    assert len(rows) >= 2
+    assert len(rows) == 2
     assert {r["window"] for r in rows} == {"measure"} and {r["gpu"] for r in rows} == {"0"}
     assert float(rows[0]["power_w"]) == 250.0
-    t = [float(r["t_s"]) for r in rows]
-    assert t == sorted(t)
+    assert [float(r["t_s"]) for r in rows] == [0.0, 0.25]  # seconds since the first row, from the clock
     assert summary["gpu_power_max_w"] == 250.0 and summary["gpu_util_pct"] == 80.0
     assert summary["gpu_mem_used_bytes"] == 3 << 30 and summary["gpu_sm_clock_mhz"] == 1980
     assert summary["pcie_tx_gbps"] == pytest.approx(12.0) and summary["pcie_rx_gbps"] == pytest.approx(24.0)
@@ -144,10 +194,9 @@ def test_sampler_writes_trace_and_summarises(tmp_path) -> None:
 def test_sampler_drops_unsupported_counter_once_and_skips_pcie_at_fast_rates(tmp_path) -> None:
     lib = fake_lib()
     lib.nvmlDeviceGetUtilizationRates.side_effect = not_supported
-    sampler = PowerSampler(Nvml(lib), "h", gpu=2, path=None, interval_s=0.01)
+    sampler = PowerSampler(Nvml(lib), "h", gpu=2, path=None, interval_s=0.01, clock=counter(0.01))
     sampler.start("idle")
-    time.sleep(0.05)
-    summary, notes = sampler.stop()
+    summary, notes = sampler.stop()  # at least two rows: the thread's first and the closing one
     assert lib.nvmlDeviceGetUtilizationRates.call_count == 1
     assert summary["gpu_util_pct"] is None and summary["gpu_power_max_w"] == 250.0
     assert summary["pcie_tx_gbps"] is None and lib.nvmlDeviceGetPcieThroughput.call_count == 0
@@ -157,14 +206,14 @@ def test_sampler_drops_unsupported_counter_once_and_skips_pcie_at_fast_rates(tmp
 
 def test_energy_meter_with_sampler_fills_summary_fields(tmp_path) -> None:
     lib = fake_lib(energy_mj=[0, 3_000])
-    sampler = PowerSampler(Nvml(lib), "h", gpu=0, path=tmp_path / "p.csv", interval_s=0.05)
-    meter = NvmlEnergyMeter(Nvml(lib), "h", min_window_s=0.0, sampler=sampler)
-    tele = Telemetry(torch.device("cpu"), meters=[meter], ranges=NullRanges())
+    sampler = PowerSampler(Nvml(lib), "h", gpu=0, path=tmp_path / "p.csv", interval_s=60.0, clock=counter(0.1))
+    meter = NvmlEnergyMeter(Nvml(lib), "h", min_window_s=0.0, sampler=sampler, clock=ticks(1.0, 1.5))
+    tele = Telemetry(torch.device("cpu"), meters=[meter], ranges=NullRanges(), clock=ticks(0.0, 0.75))
     with tele.window("measure") as win:
-        time.sleep(0.06)
+        pass
     tele.close()
-    assert win["gpu_energy_j"] == pytest.approx(3.0)
-    assert win["gpu_util_pct"] == 80.0 and win["window_s"] >= 0.06
+    assert win["gpu_energy_j"] == pytest.approx(3.0) and win["gpu_power_w"] == pytest.approx(6.0)  # 3 J in 0.5 s
+    assert win["gpu_util_pct"] == 80.0 and win["window_s"] == 0.75
     assert (tmp_path / "p.csv").read_text().startswith("t_s,power_w,gpu")
 
 
