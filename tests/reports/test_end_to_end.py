@@ -13,7 +13,7 @@ from accessbench.suite.cli import main
 @pytest.mark.slow
 def test_run_writes_report_and_comparison_gates(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    main(["run", "-w", "tiny", "-s", "cpu-centric,device-resident", "--steps", "3", "--out", str(run)])
+    assert main(["run", "-w", "tiny", "-s", "cpu-centric,device-resident", "--steps", "3", "--out", str(run)]) == 0
     for name in ("results.jsonl", "report.html", "summary.md", "summary.csv"):
         assert (run / name).is_file(), name
     page = (run / "report.html").read_text()

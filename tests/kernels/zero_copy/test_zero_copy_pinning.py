@@ -222,13 +222,27 @@ def test_format_bytes() -> None:
 @pytest.mark.parametrize(("dtype", "shape", "cols"), [(torch.float32, (50, 7), 7), (torch.bfloat16, (40, 16), 9),
                                                         (torch.int32, (1000,), None)])
 def test_view_reinterprets_the_pinned_bytes(monkeypatch: pytest.MonkeyPatch, dtype, shape, cols) -> None:
-    """``view()`` rebuilds the source's dtype, shape and strides over the byte view (CPU stands in for UVA here)."""
+    """``view()`` rebuilds the source's dtype, shape and strides over the bytes the UVA reader returns (a CPU
+    stand-in here, holding different values from the source, so the result can only have come through the reader)."""
     from accessbench.kernels.strategies.zero_copy.table import byte_view
 
-    src = (torch.randn(*shape) * 100).to(dtype)
-    t = src[:, :cols] if cols is not None and cols < shape[1] else src
-    monkeypatch.setattr(pinning, "_uva_bytes", lambda addr, n, dev, owner: byte_view(t, n))
+    def table(seed: int) -> torch.Tensor:
+        src = (torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * 100).to(dtype)
+        return src[:, :cols] if cols is not None and cols < shape[1] else src
+
+    t, mirror = table(0), table(1)  # same layout, other values: what "the device" sees through the mapping
+    assert not torch.equal(mirror, t)
+    reads: list[tuple[int, int, torch.device]] = []
+
+    def uva_bytes(addr: int, n: int, dev: torch.device, *, owner: object) -> torch.Tensor:
+        reads.append((addr, n, dev))
+        return byte_view(mirror, n)
+
+    monkeypatch.setattr(pinning, "_uva_bytes", uva_bytes)
     with pin_in_place(t, name="v", device=CUDA0, driver=FakeDriver()) as buf:
         v = buf.view()
-        assert v.dtype == dtype and v.shape == t.shape and v.stride() == t.stride() and torch.equal(v, t)
-        assert buf.byte_view().numel() == pinning.span_bytes(t)
+        assert v.dtype == dtype and v.shape == t.shape and v.stride() == t.stride()
+        assert torch.equal(v, mirror) and v.data_ptr() == mirror.data_ptr()
+        raw = buf.byte_view()
+        assert raw.numel() == pinning.span_bytes(t) and raw.data_ptr() == mirror.data_ptr()
+    assert reads == [(t.data_ptr(), pinning.span_bytes(t), CUDA0)] * 2  # the pinned range, mapped for the device
