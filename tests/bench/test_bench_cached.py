@@ -78,7 +78,8 @@ def test_bench_policy_step(benchmark, graph, batches, policy: str) -> None:
     cfg = PolicyConfig(presample_batches=8, hybrid_lookahead=4)
     cap = graph.num_nodes // 5
 
-    def run() -> None:
+    def run() -> list[int]:
+        """Hits per batch of a fresh policy stepped over every batch."""
         init = initial_ids(policy, importance=importance, capacity=cap, rank=0, world=1, placement="replicate",
                            config=cfg)
         p = make_policy(policy, cap, graph.num_nodes, importance=importance, initial_ids=init, config=cfg)
@@ -86,11 +87,20 @@ def test_bench_policy_step(benchmark, graph, batches, policy: str) -> None:
             p.plan(batches)
         elif policy == "hybrid":
             p.hint(batches)
+        hits = []
         for b in batches:
-            p.step(b)
+            st = p.step(b)
+            assert torch.equal(st.hit, st.slots >= 0)
+            hits.append(st.num_hits)
+        assert p.occupied <= cap
+        return hits
 
-    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
-    benchmark.extra_info["ids_per_round"] = sum(b.numel() for b in batches)
+    hits = benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    ids = sum(b.numel() for b in batches)
+    benchmark.extra_info.update(ids_per_round=ids, hit_rate=sum(hits) / ids)
+    assert all(0 <= h <= b.numel() for h, b in zip(hits, batches, strict=True))
+    assert 0 < sum(hits) < ids  # a fifth of a power-law graph cached: some ids hit, not all
+    assert run() == hits  # every round starts from the same state: the benchmarked work is the same each time
 
 
 # ---- the measured 2-rank partition run (a script, not a test) ---------------------------------------------------

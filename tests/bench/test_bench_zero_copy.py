@@ -14,7 +14,8 @@ import pytest
 import torch
 from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
-from accessbench.kernels.types import GraphData
+from accessbench.kernels.sampling import unique_first_occurrence
+from accessbench.kernels.types import GraphData, SampledBatch
 from pytest_benchmark.fixture import BenchmarkFixture
 
 pytestmark = pytest.mark.gpu
@@ -66,8 +67,15 @@ def test_gather(benchmark: BenchmarkFixture, strategy: AccessStrategy, graph: Gr
     gen = torch.Generator().manual_seed(1)
     ids = [torch.randint(0, graph.num_nodes, (n,), generator=gen).to(dev) for _ in range(8)]
     turn = itertools.cycle(ids)
-    out = benchmark.pedantic(strategy.gather, setup=lambda: ((next(turn),), {}), rounds=30, warmup_rounds=3)
+    last: list[torch.Tensor] = []
+
+    def setup() -> tuple[tuple[torch.Tensor], dict[str, object]]:
+        last[:] = [next(turn)]
+        return (last[0],), {}
+
+    out = benchmark.pedantic(strategy.gather, setup=setup, rounds=30, warmup_rounds=3)
     assert out.shape == (n, graph.feat_dim)
+    assert torch.equal(out.cpu(), graph.features[last[0].cpu()])  # the last round's rows, exact
     _report(benchmark, strategy.name, n * graph.row_bytes, "GB/s", n * graph.row_bytes)
 
 
@@ -77,9 +85,31 @@ def test_sample(benchmark: BenchmarkFixture, strategy: AccessStrategy, graph: Gr
     seeds = itertools.cycle([torch.randint(0, graph.num_nodes, (1024,), generator=gen) for _ in range(8)])
     sgen = torch.Generator(device=strategy.sample_device).manual_seed(0)
     edges: list[int] = []
+    last: list[torch.Tensor] = []
 
-    def once(s: torch.Tensor) -> None:
-        edges.append(strategy.sample(s, [15, 10, 5], generator=sgen).num_edges)
+    def once(s: torch.Tensor) -> SampledBatch:
+        last[:] = [s]
+        batch = strategy.sample(s, [15, 10, 5], generator=sgen)
+        edges.append(batch.num_edges)
+        return batch
 
-    benchmark.pedantic(once, setup=lambda: ((next(seeds),), {}), rounds=20, warmup_rounds=3)
+    batch = benchmark.pedantic(once, setup=lambda: ((next(seeds),), {}), rounds=20, warmup_rounds=3)
     _report(benchmark, strategy.name, sum(edges) / len(edges), "edges/s")
+    # the last round's batch: its own seeds first, at most ``fanout`` neighbours per node and hop, real edges only
+    uniq, _ = unique_first_occurrence(last[0])
+    assert batch.num_edges > 0 and torch.equal(batch.seeds.cpu(), uniq)
+    assert torch.equal(batch.node_ids[: uniq.numel()].cpu(), uniq)
+    for block, fanout in zip(batch.blocks, (15, 10, 5), strict=True):
+        per_dst = torch.bincount(block.edge_index[1].cpu(), minlength=block.num_dst)
+        assert int(per_dst.max()) <= fanout
+    assert _edges_exist(graph, batch)
+
+
+def _edges_exist(graph: GraphData, batch: SampledBatch) -> bool:
+    """True when every sampled (src, dst) pair of every hop is an edge dst -> src of ``graph``'s CSR."""
+    n = graph.num_nodes
+    rows = torch.repeat_interleave(torch.arange(n), graph.indptr[1:] - graph.indptr[:-1])
+    known = rows * n + graph.indices.to(torch.int64)
+    ids = batch.node_ids.cpu()
+    sampled = torch.cat([ids[b.edge_index[1].cpu()] * n + ids[b.edge_index[0].cpu()] for b in batch.blocks])
+    return bool(torch.isin(sampled, known).all())
