@@ -151,19 +151,27 @@ def test_out_of_range_indices_refused(tmp_path: Path) -> None:
         open_store(tmp_path / "bad")
 
 
-def test_aborted_writer_leaves_no_manifest(tmp_path: Path) -> None:
+def test_aborted_writer_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), StoreWriter(tmp_path / "half") as w:
         w.append("indptr", torch.zeros(1, dtype=torch.int64))
         raise RuntimeError("interrupted")
-    with pytest.raises(StoreError, match="missing"):
+    assert not (tmp_path / "half").exists()  # the writer made the directory, so it removes it
+    with pytest.raises(StoreError, match="not a directory"):
         open_store(tmp_path / "half")
+
+
+def test_writer_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not empty"):
+        StoreWriter(tmp_path / "d")
+    assert (tmp_path / "d" / "notes.txt").read_text() == "mine"
 
 
 def test_verify_store_catches_corruption_beyond_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import accessbench.workloads.store as st
 
     path = generate(GraphSpec(num_nodes=600, avg_degree=4, feat_dim=8), tmp_path / "v")
-    monkeypatch.setattr(st, "FULL_VERIFY_LIMIT", 0)  # as for a store too large to hash on every open
     monkeypatch.setattr(st, "_SAMPLE_COUNT", 2)
     monkeypatch.setattr(st, "_SAMPLE_CHUNK", 64)
     m = read_manifest(path)
@@ -174,7 +182,8 @@ def test_verify_store_catches_corruption_beyond_samples(tmp_path: Path, monkeypa
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 1  # between the sampled chunks
     f.write_bytes(bytes(data))
-    open_store(path)  # the cheap check does not see it...
     with pytest.raises(StoreError, match="corrupt"):
-        verify_store(path)  # ...the full one does
+        open_store(path)  # first use: the full digest
+    with pytest.raises(StoreError, match="corrupt"):
+        verify_store(path)
     shutil.rmtree(path)
