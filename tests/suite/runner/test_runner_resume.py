@@ -18,7 +18,7 @@ from accessbench.suite.runner.sweep import Sweep, finished_keys, repair_tail, ru
 from accessbench.suite.telemetry.heartbeat import read_heartbeat
 from accessbench.workloads.config import Workload
 
-from tests.suite.runner.test_isolation import PLUGIN
+from tests.suite.runner.faulty_plugin import PLUGIN
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKLOAD = """
