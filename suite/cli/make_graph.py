@@ -39,7 +39,10 @@ def _coerce(value: str, default: object) -> object:
             return False
         raise ValueError(f"expected true or false, got {value!r}")
     if isinstance(default, int):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
     if default is None and value.isdigit():
         return int(value)
     return value
@@ -62,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
             if not sep or key not in defaults or key in ("name", "overwrite"):
                 valid = ", ".join(k for k in defaults if k not in ("name", "overwrite"))
                 raise ValueError(f"bad --import-option {item!r}; valid keys for {args.source}: {valid}")
-            opts[key] = _coerce(value, defaults[key])
+            try:
+                opts[key] = _coerce(value, defaults[key])
+            except ValueError as exc:
+                raise ValueError(f"--import-option {key}: {exc}") from None
         path = import_dataset(args.source, args.src, args.out, name=args.name, overwrite=args.overwrite, **opts)
     m = read_manifest(path)
     print(f"store {path}: {m['num_nodes']} nodes, {m['num_edges']} edges, {m['feat_dim']} x {m['dtype']} features")

@@ -141,7 +141,7 @@ def test_papers_split_file_and_dtype_conversion(tmp_path: Path) -> None:
     write_gz(root / "split" / "time" / "train.csv.gz", ["3", "1", "4"])
     store = import_ogb(root, tmp_path / "store", feature_dtype="float32")
     g = open_store(store)
-    assert torch.equal(g.train_ids, torch.tensor([3, 1, 4]))  # the file's order
+    assert torch.equal(g.train_ids, torch.tensor([1, 3, 4]))  # sorted, as the store format says
     assert torch.equal(g.features, torch.from_numpy(data["feats"]).to(torch.float32))
 
 
@@ -316,6 +316,11 @@ def test_graph_without_edges_or_labels(tmp_path: Path) -> None:
     raw = tmp_path / "ogbn_x" / "raw"
     raw.mkdir(parents=True)
     np.savez(raw / "data.npz", edge_index=np.zeros((2, 0), np.int64), node_feat=np.ones((3, 2), np.float32))
-    g = open_store(import_ogb(tmp_path / "ogbn_x", tmp_path / "s"))
+    with pytest.raises(StoreError, match="holds no edges; pass allow_empty_edges=True"):
+        import_ogb(tmp_path / "ogbn_x", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()  # nothing half-written is left
+    store = import_ogb(tmp_path / "ogbn_x", tmp_path / "s", allow_empty_edges=True)
+    assert json.loads((store / MANIFEST).read_text())["source"]["options"]["allow_empty_edges"] is True
+    g = open_store(store)
     assert g.num_edges == 0 and torch.equal(g.indptr, torch.zeros(4, dtype=torch.int64))
     assert g.labels is None and g.train_ids is None and g.num_classes is None

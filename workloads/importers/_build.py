@@ -18,8 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from accessbench.kernels.errors import InvalidOptions, StoreError
 from accessbench.workloads.store import DTYPES, StoreWriter
+
+from ._read import as_ids
 
 __all__ = [
     "CONVERTIBLE",
@@ -42,10 +45,13 @@ CONVERTIBLE = ("float32", "float16", "bfloat16")
 _SCRATCH = ".indices.unsorted.tmp"
 
 
-def check_common(*, symmetrize: bool, feature_dtype: str | None, chunk_bytes: int) -> None:
+def check_common(*, symmetrize: bool, feature_dtype: str | None, chunk_bytes: int, allow_nonfinite: bool = False,
+                 allow_empty_edges: bool = False) -> None:
     """Validate the options every importer has; raises ``InvalidOptions`` naming the valid values."""
-    if not isinstance(symmetrize, bool):
-        raise InvalidOptions(f"symmetrize must be True or False, got {symmetrize!r}")
+    for key, value in (("symmetrize", symmetrize), ("allow_nonfinite", allow_nonfinite),
+                       ("allow_empty_edges", allow_empty_edges)):
+        if not isinstance(value, bool):
+            raise InvalidOptions(f"{key} must be True or False, got {value!r}")
     if feature_dtype is not None and feature_dtype not in CONVERTIBLE:
         raise InvalidOptions(f"feature_dtype {feature_dtype!r}; valid: None (keep the source's), "
                              f"{', '.join(CONVERTIBLE)}")
@@ -100,8 +106,11 @@ def _scatter(target: np.ndarray, cursor: np.ndarray, src: np.ndarray, dst: np.nd
 
 
 def write_csr(out: StoreWriter, edges: EdgePass, num_nodes: int, *, symmetrize: bool, what: str,
-              chunk_bytes: int) -> int:
-    """Append ``indptr`` and ``indices`` (targets sorted per source) built from ``edges``; returns the edge count."""
+              chunk_bytes: int, allow_empty: bool = False) -> int:
+    """Append ``indptr`` and ``indices`` (targets sorted per source) built from ``edges``; returns the edge count.
+
+    An input without a single edge is refused unless ``allow_empty``.
+    """
     deg = np.zeros(num_nodes, dtype=np.int64)
     for src, _ in _checked(edges(), num_nodes, what, symmetrize):
         deg += np.bincount(src, minlength=num_nodes)
@@ -111,6 +120,8 @@ def write_csr(out: StoreWriter, edges: EdgePass, num_nodes: int, *, symmetrize: 
     out.append("indptr", torch.from_numpy(indptr))
     idx_dtype = _index_dtype(num_nodes)
     if total == 0:
+        if not allow_empty:
+            raise StoreError(f"{what}: holds no edges; pass allow_empty_edges=True to import a graph without edges")
         out.append("indices", torch.from_numpy(np.empty(0, dtype=idx_dtype)))
         return 0
     scratch = out.path / _SCRATCH
@@ -140,11 +151,19 @@ def write_csr(out: StoreWriter, edges: EdgePass, num_nodes: int, *, symmetrize: 
 
 
 class FeatureSink:
-    """Append feature chunks to the store, keeping the source dtype unless ``feature_dtype`` converts it."""
+    """Append feature chunks to the store, keeping the source dtype unless ``feature_dtype`` converts it.
 
-    def __init__(self, out: StoreWriter, *, feature_dtype: str | None, source: str) -> None:
+    Float features are checked for NaN/inf as they stream by; ``finish`` refuses them (count, first row and column)
+    unless ``allow_nonfinite``. Integer features that a store holds (int8/uint8/int32/int64) are kept, with a note.
+    """
+
+    def __init__(self, out: StoreWriter, *, feature_dtype: str | None, source: str,
+                 allow_nonfinite: bool = False) -> None:
         self.out, self.source, self.rows = out, source, 0
         self.target = None if feature_dtype is None else DTYPES[feature_dtype][0]
+        self.allow_nonfinite = allow_nonfinite
+        self.nonfinite, self.first_bad = 0, None
+        self.notes: list[str] = []
 
     def add(self, chunk: np.ndarray) -> None:
         """Append ``[rows, D]`` rows."""
@@ -153,12 +172,31 @@ class FeatureSink:
         t = to_tensor(chunk) if chunk.dtype.name in DTYPES else None
         if self.target is not None:
             t = to_tensor(chunk.astype(np.float32)) if t is None else t
+            if not t.is_floating_point() and not self.notes:
+                self.notes.append(f"{chunk.dtype.name} features converted to {self.target}")
             t = t.to(self.target)
         elif t is None:
             raise StoreError(f"{self.source}: features are {chunk.dtype.name}, which a store cannot hold (valid: "
                              f"{', '.join(DTYPES)}); pass feature_dtype='float32' (or float16/bfloat16) to convert")
+        elif not t.is_floating_point() and not self.notes:
+            self.notes.append(f"{chunk.dtype.name} integer features kept as {chunk.dtype.name}")
+        if t.is_floating_point():
+            ok = torch.isfinite(t)
+            if not bool(ok.all()):
+                where = (~ok).nonzero()
+                self.nonfinite += int(where.shape[0])
+                if self.first_bad is None:
+                    self.first_bad = (self.rows + int(where[0, 0]), int(where[0, 1]))
         self.out.append("features", t)
         self.rows += int(chunk.shape[0])
+
+    def finish(self) -> bool:
+        """Refuse NaN/inf features unless allowed; returns whether the store holds any (the manifest flag)."""
+        if self.nonfinite and not self.allow_nonfinite:
+            row, col = self.first_bad or (0, 0)
+            raise StoreError(f"{self.source}: {self.nonfinite} non-finite feature values (NaN/inf), the first at row "
+                             f"{row}, column {col}; pass allow_nonfinite=True to keep them")
+        return self.nonfinite > 0
 
 
 class LabelSink:
@@ -202,23 +240,26 @@ class LabelSink:
                                  f"must match)")
             self.out.append("labels", torch.full((self.num_nodes - self.rows,), -1, dtype=torch.int64))
         if self.train is not None:
-            ids = np.concatenate(self.train) if self.train else np.empty(0, np.int64)
+            ids = np.concatenate(self.train) if self.train else np.empty(0, np.int64)  # ascending already
             self.out.append("train_ids", torch.from_numpy(ids.astype(np.int64)))
         return self.max_label + 1 if self.max_label >= 0 else None
 
 
 def append_train_ids(out: StoreWriter, chunks: Iterator[np.ndarray], *, num_nodes: int, source: str) -> int:
-    """Append training ids from a split file's chunks after checking their range; returns how many."""
-    count = 0
-    out.append("train_ids", torch.empty(0, dtype=torch.int64))
+    """Append training ids from a split's chunks, range-checked and sorted (as the format says); returns how many.
+
+    The ids are held in memory to sort them (8 bytes each, at most N of them, less than the CSR's O(N)).
+    """
+    parts = []
     for chunk in chunks:
-        ids = np.asarray(chunk, dtype=np.int64).reshape(-1)
+        ids = as_ids(np.asarray(chunk).reshape(-1), path=Path(source), what="training ids")
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= num_nodes):
             bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
             raise StoreError(f"{source}: training id {bad} is outside [0, {num_nodes})")
-        out.append("train_ids", to_tensor(ids))
-        count += ids.size
-    return count
+        parts.append(ids)
+    ids = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    out.append("train_ids", torch.from_numpy(ids))
+    return int(ids.size)
 
 
 def rel(path: Path, root: Path) -> str:

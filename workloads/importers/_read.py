@@ -13,12 +13,33 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
+
 from accessbench.kernels.errors import StoreError
 
-__all__ = ["NpzArray", "csv_columns", "is_npy", "iter_csv", "iter_pairs", "map_npy", "map_raw", "npz_keys", "reading"]
+__all__ = ["NpzArray", "as_ids", "csv_columns", "is_npy", "iter_csv", "iter_pairs", "map_npy", "map_raw", "npz_keys", "reading"]
 
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 _NPY_MAGIC = b"\x93NUMPY"
+#: the only text a csv value may hold for NaN (an empty field is a missing value, not NaN)
+_NAN_TOKENS = ["nan", "NaN", "NAN", "-nan", "-NaN"]
+
+
+def as_ids(arr: np.ndarray, *, path: Path, what: str) -> np.ndarray:
+    """Node ids as int64: integer arrays as they are; float arrays only when every value is a whole number."""
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind != "f":
+        raise StoreError(f"{path} ({what}): node ids are {arr.dtype.name}; expected integers")
+    nan = np.isnan(arr)
+    if nan.any():
+        raise StoreError(f"{path} ({what}): holds {int(nan.sum())} NaN node ids (the first at position "
+                         f"{int(np.flatnonzero(nan.reshape(-1))[0])}); every id must be a whole number")
+    whole = np.isfinite(arr) & (arr == np.rint(arr))
+    if not whole.all():
+        bad = arr.reshape(-1)[int(np.flatnonzero(~whole.reshape(-1))[0])]
+        raise StoreError(f"{path} ({what}): {arr.dtype.name} node id {float(bad)!r} is not a whole number; float ids are "
+                         f"accepted only when every value is an integer")
+    return arr.astype(np.int64)
 
 
 @contextmanager
@@ -42,17 +63,40 @@ def csv_columns(path: Path, what: str) -> int:
 
 
 def iter_csv(path: Path, *, dtype: type, rows: int, ncols: int, what: str) -> Iterator[np.ndarray]:
-    """Yield ``[rows, ncols]`` arrays of a headerless csv(.gz) (the last chunk shorter); nothing for an empty file."""
+    """Yield ``[rows, ncols]`` arrays of a headerless csv(.gz) (the last chunk shorter); nothing for an empty file.
+
+    Every row must have exactly ``ncols`` fields (the first row's width); an empty field is refused, and ``nan``
+    is NaN for float columns and refused, named as NaN, for integer ones.
+    """
     with reading(path, what):
         try:
-            reader = pd.read_csv(path, header=None, dtype=dtype, chunksize=rows, engine="c")
+            reader = pd.read_csv(path, header=None, dtype=dtype, chunksize=rows, engine="c",
+                                 keep_default_na=False, na_values=_NAN_TOKENS)
         except pd.errors.EmptyDataError:
             return
         with reader:
-            for frame in reader:
+            done = 0
+            while True:
+                try:
+                    frame = next(reader)
+                except StopIteration:
+                    return
+                except pd.errors.ParserError as exc:
+                    raise StoreError(f"{path} ({what}): a row has more fields than the first row's {ncols} ({exc})"
+                                     ) from None
+                except ValueError as exc:
+                    text = str(exc)
+                    if "''" in text:
+                        raise StoreError(f"{path} ({what}): a row after line {done} has fewer fields than the first "
+                                         f"row's {ncols} (or an empty field)") from None
+                    if "NA" in text or "nan" in text.lower():
+                        raise StoreError(f"{path} ({what}): holds NaN where an integer is expected (after line "
+                                         f"{done})") from None
+                    raise
                 if frame.shape[1] != ncols:
                     raise StoreError(f"{path} ({what}): expected {ncols} comma-separated columns, found "
                                      f"{frame.shape[1]}")
+                done += frame.shape[0]
                 yield frame.to_numpy(dtype=dtype, copy=False)
 
 
@@ -140,10 +184,13 @@ class NpzArray:
         if interleaved:
             for flat in self.stream(chunk=2 * chunk):
                 pair = flat.reshape(-1, 2)
-                yield pair[:, 0].astype(np.int64), pair[:, 1].astype(np.int64)
+                yield self._ids(pair[:, 0]), self._ids(pair[:, 1])
         else:
             for src, dst in zip(self.stream(count=num, chunk=chunk), self.stream(skip=num, chunk=chunk), strict=True):
-                yield src.astype(np.int64), dst.astype(np.int64)
+                yield self._ids(src), self._ids(dst)
+
+    def _ids(self, arr: np.ndarray) -> np.ndarray:
+        return as_ids(arr, path=self.path, what=f"array {self.key!r}, {self.what}")
 
 
 def _read_exact(fh: IO[bytes], nbytes: int) -> bytes:
@@ -206,4 +253,5 @@ def iter_pairs(arr: np.ndarray, *, chunk: int, path: Path) -> Iterator[tuple[np.
         for lo in range(0, num, chunk):
             hi = min(num, lo + chunk)
             block = arr[lo:hi] if pairs_rows else arr[:, lo:hi].T
-            yield np.asarray(block[:, 0], dtype=np.int64), np.asarray(block[:, 1], dtype=np.int64)
+            yield (as_ids(np.asarray(block[:, 0]), path=path, what="an edge list"),
+                   as_ids(np.asarray(block[:, 1]), path=path, what="an edge list"))

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from accessbench.kernels.errors import InvalidOptions, StoreError
 from accessbench.workloads.store import DTYPES, StoreWriter
 
@@ -100,7 +101,8 @@ def import_igb(src_dir: str | Path, dst_store: str | Path, *, size: str | None =
                overwrite: bool = False, num_nodes: int | None = None, feat_dim: int = 1024,
                raw_feat_dtype: str = "float32", label_set: str | None = None, raw_label_dtype: str = "float32",
                raw_edge_dtype: str = "int64", symmetrize: bool = False, feature_dtype: str | None = None,
-               chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Path:
+               chunk_bytes: int = DEFAULT_CHUNK_BYTES, allow_nonfinite: bool = False,
+               allow_empty_edges: bool = False) -> Path:
     """Import the IGB paper graph at ``src_dir`` into a store at ``dst_store``; returns its path.
 
     ``size``: tiny / small / medium / large / full, picks ``<src>/<size>/`` and gives a raw file's node count.
@@ -108,9 +110,12 @@ def import_igb(src_dir: str | Path, dst_store: str | Path, *, size: str | None =
     real ``.npy`` files, whose header says). ``label_set``: "19" or "2K" (None: 19 if present, else 2K, else none).
     ``symmetrize``: add the reverse of every non-self-loop edge (off: the citation edges stay directed, as IGB's own
     loader keeps them). ``feature_dtype``: None keeps the source dtype; or float32 / float16 / bfloat16.
+    ``allow_nonfinite`` / ``allow_empty_edges``: keep NaN/inf features / import a graph without edges (both
+    refused otherwise, and recorded in the manifest when used).
     """
     started = time.perf_counter()
-    check_common(symmetrize=symmetrize, feature_dtype=feature_dtype, chunk_bytes=chunk_bytes)
+    check_common(symmetrize=symmetrize, feature_dtype=feature_dtype, chunk_bytes=chunk_bytes,
+                 allow_nonfinite=allow_nonfinite, allow_empty_edges=allow_empty_edges)
     raw_dtypes = {"raw_feat_dtype": raw_feat_dtype, "raw_label_dtype": raw_label_dtype,
                   "raw_edge_dtype": raw_edge_dtype}
     _check_options(size, num_nodes, feat_dim, label_set, raw_dtypes)
@@ -127,10 +132,11 @@ def import_igb(src_dir: str | Path, dst_store: str | Path, *, size: str | None =
     edges = map_npy(epath, "edges [E, 2]") if is_npy(epath) else map_raw(
         epath, dtype=DTYPES[raw_edge_dtype][1], width=2, rows=None, what="edges [E, 2]", hint="raw_edge_dtype")
     with StoreWriter(dst_store, overwrite=overwrite) as out:
-        sink = FeatureSink(out, feature_dtype=feature_dtype, source=str(fpath))
+        sink = FeatureSink(out, feature_dtype=feature_dtype, source=str(fpath), allow_nonfinite=allow_nonfinite)
         step = max(1, chunk_bytes // max(1, feats.shape[1] * feats.dtype.itemsize))
         for lo in range(0, n, step):
             sink.add(np.asarray(feats[lo:lo + step]))
+        nonfinite = sink.finish()
         classes = None
         if lpath is not None:
             lsink = LabelSink(out, num_nodes=n, collect_train=True, source=str(lpath))
@@ -139,7 +145,7 @@ def import_igb(src_dir: str | Path, dst_store: str | Path, *, size: str | None =
                 lsink.add(np.asarray(labels[lo:lo + step]))
             classes = lsink.finish(allow_prefix=True)  # IGB-full labels only a prefix of its papers
         write_csr(out, lambda: iter_pairs(edges, chunk=max(1, chunk_bytes // 16), path=epath), n,
-                  symmetrize=symmetrize, what=str(epath), chunk_bytes=chunk_bytes)
+                  symmetrize=symmetrize, what=str(epath), chunk_bytes=chunk_bytes, allow_empty=allow_empty_edges)
         used = [p for p in (fpath, lpath, epath) if p is not None]
         source = {
             "importer": "igb",
@@ -147,8 +153,11 @@ def import_igb(src_dir: str | Path, dst_store: str | Path, *, size: str | None =
             "size": size,
             "files": {rel(p, base): ("npy" if is_npy(p) else "raw") for p in used},
             "options": {"num_nodes": num_nodes, "feat_dim": feat_dim, **raw_dtypes, "label_set": label_set,
-                        "symmetrize": symmetrize, "feature_dtype": feature_dtype, "chunk_bytes": chunk_bytes},
+                        "symmetrize": symmetrize, "feature_dtype": feature_dtype, "chunk_bytes": chunk_bytes,
+                        "allow_nonfinite": allow_nonfinite, "allow_empty_edges": allow_empty_edges},
+            "notes": sink.notes,
             "train_ids": "labelled nodes" if lpath is not None else None,
             "seconds": round(time.perf_counter() - started, 3),
         }
-        return out.finish(name=name or (f"igb-{size}" if size else base.name), num_classes=classes, source=source)
+        return out.finish(name=name or (f"igb-{size}" if size else base.name), num_classes=classes, source=source,
+                          nonfinite=nonfinite)
