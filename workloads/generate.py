@@ -11,19 +11,27 @@ Memory use is O(N) for the weights plus O(chunk) for edges and features.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from accessbench.kernels.errors import StoreError
+
 from .store import DTYPES, StoreWriter, iter_chunks
 
-__all__ = ["CHUNK_NODES", "GENERATOR_VERSION", "GraphSpec", "generate"]
+__all__ = ["CHUNK_NODES", "FEATURE_DTYPES", "GENERATOR_VERSION", "GraphSpec", "check_resources", "generate",
+           "needs"]
 
 CHUNK_NODES = 1 << 16
 GENERATOR_VERSION = 1
-_FEATURE_DTYPES = ("float32", "float16", "bfloat16")
+FEATURE_DTYPES = ("float32", "float16", "bfloat16", "int8", "uint8")
+_FEATURE_DTYPES = FEATURE_DTYPES
+_INT_SCALE = 32.0  # integer features: round(32 * N(0, 1)), clamped to the type's range (uint8 centred on 128)
+_WEIGHT_BYTES_PER_NODE = 48  # float64 ranks, weights, cdf and the int64 permutation, alive together
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,62 @@ class GraphSpec:
         return self.num_nodes * self.feat_dim * torch.empty(0, dtype=DTYPES[self.dtype][0]).element_size()
 
 
+def needs(spec: GraphSpec) -> tuple[int, int]:
+    """``(disk_bytes, memory_bytes)`` the generation of ``spec`` needs (the expected store size; peak memory)."""
+    n, d = spec.num_nodes, spec.feat_dim
+    idx = 4 if n < 2**31 else 8
+    edges = int(n * spec.avg_degree)
+    disk = (n + 1) * 8 + edges * idx + spec.feature_bytes + n * 8 + int(n * spec.train_fraction) * 8
+    chunk = min(n, CHUNK_NODES)
+    per_chunk = int(chunk * max(spec.avg_degree, 1.0) * 40 + chunk * d * 12)  # edges, sort keys; float32 rows
+    return disk, n * _WEIGHT_BYTES_PER_NODE + per_chunk
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def check_resources(spec: GraphSpec, path: str | Path) -> None:
+    """Refuse, before anything is written, a spec whose store would not fit the free disk under ``path`` or whose
+    generation would not fit the available memory (``StoreError`` with both numbers)."""
+    disk, memory = needs(spec)
+    where = Path(path).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if disk > free:
+        raise StoreError(f"a graph of {spec.num_nodes:,} nodes needs about {_gib(disk)} of disk but {where} has "
+                         f"{_gib(free)} free; choose fewer --nodes, a smaller --feat-dim or --avg-degree, or another "
+                         f"directory")
+    avail = _available_memory()
+    if avail is not None and memory > avail:
+        raise StoreError(f"generating {spec.num_nodes:,} nodes needs about {_gib(memory)} of memory but "
+                         f"{_gib(avail)} is available; choose fewer --nodes")
+
+
+def _features(feats: torch.Tensor, dtype: str) -> torch.Tensor:
+    """Standard-normal rows in the store's dtype (integers: scaled, rounded and clamped)."""
+    if dtype == "int8":
+        return (feats * _INT_SCALE).round().clamp(-128, 127).to(torch.int8)
+    if dtype == "uint8":
+        return (feats * _INT_SCALE + 128).round().clamp(0, 255).to(torch.uint8)
+    return feats.to(DTYPES[dtype][0])
+
+
 def _weights(spec: GraphSpec) -> torch.Tensor:
     """Per-id weights (float64 ``[N]``), a power law scattered by a seeded permutation, mean 1."""
     g = torch.Generator().manual_seed(spec.seed * 1_000_003 + 17)
@@ -79,9 +143,13 @@ def _weights(spec: GraphSpec) -> torch.Tensor:
 
 
 def generate(spec: GraphSpec, path: str | Path, *, name: str | None = None, overwrite: bool = False) -> Path:
-    """Write the graph described by ``spec`` as a store at ``path``; returns the path."""
+    """Write the graph described by ``spec`` as a store at ``path``; returns the path.
+
+    Refuses (``StoreError``, before writing anything) a graph that would not fit the disk or memory, and a
+    non-empty directory unless ``overwrite``.
+    """
     started = time.perf_counter()
-    tdtype = DTYPES[spec.dtype][0]
+    check_resources(spec, path)
     weights = _weights(spec)
     cdf = torch.cumsum(weights, 0)
     cdf /= cdf[-1].clone()
@@ -104,7 +172,7 @@ def generate(spec: GraphSpec, path: str | Path, *, name: str | None = None, over
             out.append("indptr", offset + torch.cumsum(deg, 0))
             offset += m
             feats = torch.randn(hi - lo, spec.feat_dim, generator=g)
-            out.append("features", feats.to(tdtype))
+            out.append("features", _features(feats, spec.dtype))
             out.append("labels", (feats @ proj).argmax(1).to(torch.int64))
             is_train = torch.rand(hi - lo, generator=g) < spec.train_fraction
             if chunk_no == 0 and not bool(is_train.any()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from accessbench.workloads.generate import GraphSpec, generate
+from accessbench.workloads.generate import FEATURE_DTYPES, GraphSpec, generate
 from accessbench.workloads.store import read_manifest
 
 NAME = "make-graph"
@@ -14,20 +14,22 @@ ORDER = 30
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, help="store directory to write")
-    p.add_argument("--from", dest="source", choices=("synthetic", "ogb", "igb"), default="synthetic")
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
+    p.add_argument("out", type=Path, help="store directory to write (new or empty, unless --overwrite)")
+    p.add_argument("--from", dest="source", choices=("synthetic", "ogb", "igb"), default="synthetic",
+                   help="generate a synthetic graph, or import a local dataset")
     p.add_argument("--src", type=Path, default=None, help="dataset directory to import (with --from ogb|igb)")
-    p.add_argument("--nodes", type=int, default=100_000)
-    p.add_argument("--avg-degree", type=float, default=15.0)
-    p.add_argument("--feat-dim", type=int, default=128)
-    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--nodes", type=int, default=100_000, help="number of nodes (synthetic)")
+    p.add_argument("--avg-degree", type=float, default=15.0, help="mean out-degree (synthetic)")
+    p.add_argument("--feat-dim", type=int, default=128, help="feature elements per row (synthetic)")
+    p.add_argument("--dtype", default="float32", choices=FEATURE_DTYPES, help="feature dtype (synthetic)")
     p.add_argument("--alpha", type=float, default=2.1, help="power-law exponent (> 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", default=None)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="random seed (synthetic)")
+    p.add_argument("--name", default=None, help="the store's name in its manifest")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store or files in OUT")
     p.add_argument("--import-option", "-x", action="append", default=[], metavar="KEY=VALUE",
-                   help="importer option, e.g. split=sales_ranking, symmetrize=false, size=small, num_nodes=N "
-                        "(see docs/IMPORTERS.md)")
+                   help="importer option, e.g. split=sales_ranking, symmetrize=false, size=small, num_nodes=N, "
+                        "allow_nonfinite=true, allow_empty_edges=true (see docs/IMPORTERS.md)")
 
 
 def _coerce(value: str, default: object) -> object:
