@@ -88,38 +88,81 @@ class Workload:
         return d
 
 
+#: section -> key -> the type its value must have ("int" never takes a float or a bool; "float" takes an int)
+_SECTIONS: dict[str, dict[str, str]] = {
+    "graph": {"num_nodes": "int", "avg_degree": "float", "feat_dim": "int", "dtype": "str", "alpha": "float",
+              "num_classes": "int", "train_fraction": "float", "seed": "int"},
+    "sampling": {"batch_size": "int", "fanouts": "int list"},
+    "model": {"name": "str", "hidden": "int"},
+    "run": {"warmup_steps": "int", "steps": "int", "seed": "int"},
+    "gather": {"ids": "int"},
+}
+_TOP: dict[str, str] = {"name": "str", "description": "str", "mode": "str", "store": "str",
+                        "memory_budget_bytes": "int"}
+
+
+def _typed(where: str, value: Any, kind: str) -> Any:
+    """``value`` if it has type ``kind``, else ``WorkloadError`` naming ``where``, the type and the value."""
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "int list": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+    }[kind]
+    if not ok:
+        what = {"int": "an integer", "float": "a number", "str": "a string", "int list": "a list of integers"}[kind]
+        raise WorkloadError(f"{where} must be {what}, got {value!r}")
+    return value
+
+
+def _section(table: dict[str, Any], name: str, origin: str) -> dict[str, Any]:
+    """The ``[name]`` table, checked: a table, only known keys, each value of its type."""
+    sec = table.get(name, {})
+    if not isinstance(sec, dict):
+        raise WorkloadError(f"{origin}: {name} must be a table ([{name}] with keys {', '.join(_SECTIONS[name])}), "
+                            f"got {sec!r}")
+    unknown = sorted(set(sec) - set(_SECTIONS[name]))
+    if unknown:
+        raise WorkloadError(f"{origin}: unknown key(s) {', '.join(unknown)} in [{name}]; valid: "
+                            f"{', '.join(_SECTIONS[name])}")
+    return {k: _typed(f"{origin}: [{name}] {k}", v, _SECTIONS[name][k]) for k, v in sec.items()}
+
+
 def _from_table(name: str, table: dict[str, Any], origin: str) -> Workload:
+    known = {*_TOP, *_SECTIONS, "options"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise WorkloadError(f"{origin}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    for key, kind in _TOP.items():
+        if key in table:
+            _typed(f"{origin}: {key}", table[key], kind)
+    sections = {sec: _section(table, sec, origin) for sec in _SECTIONS}
+    options = table.get("options", {})
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise WorkloadError(f"{origin}: options must be tables [options.<strategy>] of option = value, got "
+                            f"{options!r}")
     try:
-        graph_t = table.get("graph")
-        graph = GraphSpec(**graph_t) if graph_t is not None else None
-        sampling = table.get("sampling", {})
-        model = table.get("model", {})
-        run = table.get("run", {})
-        gather = table.get("gather", {})
-        known = {"name", "description", "mode", "graph", "store", "sampling", "model", "run", "gather", "options",
-                 "memory_budget_bytes"}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise WorkloadError(f"{origin}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        graph = GraphSpec(**sections["graph"]) if "graph" in table else None
+        sampling, model, run, gather = (sections[k] for k in ("sampling", "model", "run", "gather"))
         store = table.get("store")
         if store is not None and not os.path.isabs(store):
             store = str((Path(origin).parent / store).resolve()) if Path(origin).is_file() else store
         return Workload(
-            name=str(table.get("name", name)),
-            description=str(table.get("description", "")),
+            name=table.get("name", name),
+            description=table.get("description", ""),
             graph=graph,
             store=store,
             mode=table.get("mode", "train"),
-            batch_size=int(sampling.get("batch_size", 1024)),
-            fanouts=tuple(int(f) for f in sampling.get("fanouts", (10, 5))),
-            model=str(model.get("name", "sage")),
-            hidden=int(model.get("hidden", 128)),
-            warmup_steps=int(run.get("warmup_steps", 3)),
-            steps=int(run.get("steps", 20)),
-            seed=int(run.get("seed", 0)),
-            gather_ids=int(gather.get("ids", 100_000)),
+            batch_size=sampling.get("batch_size", 1024),
+            fanouts=tuple(sampling.get("fanouts", (10, 5))),
+            model=model.get("name", "sage"),
+            hidden=model.get("hidden", 128),
+            warmup_steps=run.get("warmup_steps", 3),
+            steps=run.get("steps", 20),
+            seed=run.get("seed", 0),
+            gather_ids=gather.get("ids", 100_000),
             memory_budget_bytes=table.get("memory_budget_bytes"),
-            options=dict(table.get("options", {})),
+            options=dict(options),
         )
     except WorkloadError:
         raise
