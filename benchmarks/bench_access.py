@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 
 import torch
+
 from accessbench.kernels.device import synchronize
 from accessbench.workloads.batches import random_ids, seed_batches
-from accessbench.workloads.models import build_model
-
+from accessbench.workloads.models import build_model, train_step
 from benchmarks.common import ID_SETS, Base, median_seconds
 
 
@@ -79,11 +79,7 @@ class TrainSuite(Base):
 
     def _step(self) -> None:
         loaded = next(self.loader)
-        out = self.model(loaded.features.float(), loaded.batch)
-        loss = torch.nn.functional.cross_entropy(out, self.labels[loaded.batch.seeds])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        train_step(self.model, self.opt, loaded.features, loaded.batch, self.labels)
         synchronize(self.device)
 
     def time_train_step(self, *_: object) -> None:

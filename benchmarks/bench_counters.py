@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import torch
+
 from accessbench.kernels.device import synchronize
 from accessbench.workloads.batches import random_ids, seed_batches
-
 from benchmarks.common import ID_SETS, Base
 
 LOAD_BATCHES = 8

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.device import resolve_device, synchronize

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
 from accessbench.reports import html as H
 from accessbench.reports import plots
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels import create
 from accessbench.kernels.strategies.out_of_core.align import PAGE, aligned_empty
 from accessbench.kernels.strategies.out_of_core.direct import DirectFile

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+
 from accessbench.kernels.types import GraphData
 
 __all__ = ["random_ids", "seed_batches"]

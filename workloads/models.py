@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from accessbench.kernels.types import SampledBatch
 from torch import nn
 
-__all__ = ["MODELS", "GraphSAGE", "build_model"]
+from accessbench.kernels.types import SampledBatch
+
+__all__ = ["MODELS", "GraphSAGE", "build_model", "train_step"]
 
 MODELS = ("sage",)
 
@@ -42,3 +43,20 @@ def build_model(name: str, *, in_dim: int, hidden: int, out_dim: int, num_layers
     if name == "sage":
         return GraphSAGE(in_dim, hidden, out_dim, num_layers)
     raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, features: torch.Tensor, batch: SampledBatch,
+               labels: torch.Tensor) -> torch.Tensor:
+    """One GNN training step on a sampled batch: forward, cross-entropy on the seeds, backward, optimiser step.
+
+    ``features``: [len(batch.node_ids), D] rows of the batch's nodes on the model's device (non-fp32 rows are cast
+    to fp32); ``labels``: [N] class ids indexed by ``batch.seeds``. Returns the loss (a 0-d tensor, not synchronised:
+    the caller decides when to wait for the device). Used by the runner, asv and the pytest-benchmark sessions.
+    """
+    x = features if features.dtype == torch.float32 else features.float()
+    out = model(x, batch)
+    loss = torch.nn.functional.cross_entropy(out, labels[batch.seeds])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from accessbench.kernels.base import AccessStrategy, NoOptions, check_ids
 from accessbench.kernels.errors import StrategyUnavailable
 from accessbench.kernels.registry import register

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from accessbench.kernels.device import cuda_available
 from accessbench.suite.gpu_checks import CheckRow, discover
 from accessbench.suite.telemetry.envstamp import environment

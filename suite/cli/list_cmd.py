@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from rich.console import Console
+from rich.table import Table
+
 from accessbench.kernels import registry
 from accessbench.suite.runner.plugins import load_plugins
 from accessbench.workloads.config import load_workload, preset_names
-from rich.console import Console
-from rich.table import Table
 
 NAME = "list"
 HELP = "show strategies (with availability and reason, options) and workload presets"

@@ -11,6 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
 from accessbench.kernels import registry
 from accessbench.kernels.device import resolve_device
 from accessbench.kernels.errors import StrategyUnavailable
@@ -34,8 +37,6 @@ from accessbench.suite.runner.sweep import (
 from accessbench.suite.telemetry.settings import TelemetrySettings
 from accessbench.workloads.config import MODES, load_workload
 from accessbench.workloads.graphs import graph_path
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .summary import print_summary
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels.strategies.cached.policies import POLICIES, PolicyConfig
 from accessbench.suite.sim.hardware import BACKING_MODELS, Links, links_from_probe, load_profile, profile_names
 from accessbench.suite.sim.simulator import SimConfig, SimResult, Trace, link_bytes, project, simulate

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from accessbench.suite.measure.records import Record
 from rich.console import Console
 from rich.table import Table
+
+from accessbench.suite.measure.records import Record
 
 __all__ = ["fmt_seconds", "print_summary"]
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from accessbench.kernels.sampling import sample_blocks
 from accessbench.kernels.strategies.cached.importance import degree_importance, epoch_batches, presample_importance
 from accessbench.kernels.types import GraphData

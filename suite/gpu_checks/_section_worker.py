@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
+
 from accessbench.suite.gpu_checks import GpuCheckContext
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
 from accessbench.kernels import registry
 from accessbench.suite.gpu_checks import CheckRow, GpuCheckContext
 from accessbench.suite.measure.lifecycle import Config, execute

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.sampling import sample_blocks
 from accessbench.kernels.strategies.cached.policies import POLICIES, BeladyPolicy, HybridPolicy
@@ -158,6 +159,7 @@ def measure(graph: GraphData, batches: list[torch.Tensor], device: torch.device,
 def _partition_worker(rank: int, world: int, port: int, out: str, graph_path: str, batch_size: int,
                       fanouts: list[int], count: int) -> None:
     import torch.distributed as dist
+
     from accessbench.workloads.store import open_store
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -187,6 +189,7 @@ def _partition_worker(rank: int, world: int, port: int, out: str, graph_path: st
 
 def _partition_rows(ctx: GpuCheckContext, graph: GraphData, wl: Any) -> list[CheckRow]:
     import torch.multiprocessing as mp
+
     from accessbench.workloads.graphs import graph_path
 
     case = f"2 ranks (NCCL), degree cache {FRACTION:.0%} per GPU, {graph.num_nodes:,} nodes"

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import torch
+
 from accessbench.kernels import create
 from accessbench.kernels.strategies.out_of_core.kvikio_io import kvikio_status
 from accessbench.kernels.types import GraphData

@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Callable
 
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.types import GraphData

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
+
 from accessbench.kernels.errors import AccessBenchError
 
 __all__ = ["RankError", "RankSession", "all_true", "batch_rank", "env_world_size", "launched", "rank_and_world",

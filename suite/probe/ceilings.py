@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels.device import cuda_available
 from accessbench.suite.telemetry.envstamp import cpu_model, driver_version
 

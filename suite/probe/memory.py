@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from accessbench.kernels.device import cuda_available
+from accessbench.stats import spread
 
 __all__ = ["GPU_METHODS", "Sizes", "entry", "gpu_probes", "host_probes", "missing"]
 
@@ -42,17 +44,10 @@ class Sizes:
         return cls(256 * MiB, 512 * MiB, 64 * MiB, 256 * MiB, 1024 * MiB, repeats=10, warmup=2)
 
 
-def _quantiles(values: list[float]) -> tuple[float, float, float]:
-    s = sorted(values)
-    if len(s) == 1:
-        return s[0], s[0], s[0]
-    q = statistics.quantiles(s, n=10, method="inclusive")
-    return statistics.median(s), q[0], q[-1]
-
-
 def entry(rates: list[float], unit: str, method: str, **extra: Any) -> dict[str, Any]:
     """A measured ceiling: median and p10/p90 of ``rates`` (one per repeat)."""
-    med, p10, p90 = _quantiles(rates)
+    s = spread(rates)
+    med, p10, p90 = s.median, s.p10, s.p90
     return {"value": med, "unit": unit, "method": method, "p10": p10, "p90": p90, "repeats": len(rates), **extra}
 
 

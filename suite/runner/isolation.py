@@ -9,7 +9,6 @@ process group (killed as a whole), and dies with the parent.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -18,14 +17,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-from accessbench.suite.measure.lifecycle import Config
+from accessbench.suite.measure.config import Config, config_from_dict, config_to_dict, record_from_dict
 from accessbench.suite.measure.records import Record
 from accessbench.suite.telemetry.heartbeat import HeartbeatState, read_heartbeat
 from accessbench.suite.telemetry.settings import TelemetrySettings
-from accessbench.workloads.config import Workload
-from accessbench.workloads.generate import GraphSpec
 
 from .plugins import ENV as PLUGINS_ENV
 from .plugins import plugin_env
@@ -51,28 +47,6 @@ _SIGNAL_HINTS = {
     "SIGFPE": "arithmetic fault",
     "SIGILL": "illegal instruction",
 }
-
-
-def config_to_dict(cfg: Config) -> dict[str, Any]:
-    """A JSON-ready form of a configuration (``config_from_dict`` inverts it; the key survives the round trip)."""
-    return {"strategy": cfg.strategy, "workload": dataclasses.asdict(cfg.workload), "mode": cfg.mode,
-            "device": cfg.device, "options": dict(cfg.options), "ranks": cfg.ranks}
-
-
-def config_from_dict(data: dict[str, Any]) -> Config:
-    """Inverse of ``config_to_dict``."""
-    wl = dict(data["workload"])
-    if wl.get("graph") is not None:
-        wl["graph"] = GraphSpec(**wl["graph"])
-    wl["fanouts"] = tuple(wl["fanouts"])
-    return Config(strategy=data["strategy"], workload=Workload(**wl), mode=data["mode"], device=data["device"],
-                  options=dict(data["options"]), ranks=int(data["ranks"]))
-
-
-def record_from_dict(data: dict[str, Any]) -> Record:
-    """A ``Record`` from a parsed JSON row (fields this version does not know are dropped)."""
-    names = {f.name for f in dataclasses.fields(Record)}
-    return Record(**{k: v for k, v in data.items() if k in names})
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:

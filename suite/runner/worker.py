@@ -54,11 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _die_with_parent(int(job["parent_pid"]))
     faulthandler.enable(all_threads=True)
 
+    from accessbench.suite.measure.config import config_from_dict
     from accessbench.suite.measure.lifecycle import execute
     from accessbench.suite.telemetry.heartbeat import Heartbeat
     from accessbench.suite.telemetry.settings import TelemetrySettings
 
-    from .isolation import config_from_dict
     from .plugins import load_plugins
 
     heartbeat = Heartbeat(Path(job["heartbeat"]))

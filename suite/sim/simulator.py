@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels.errors import AccessBenchError
 from accessbench.kernels.strategies.cached import (
     BeladyPolicy,

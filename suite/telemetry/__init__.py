@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accessbench.kernels.device import synchronize
 
+from accessbench.kernels.device import synchronize
 from accessbench.timing import Clock
 
 from .gpu import NvmlEnergyMeter, PowerSampler

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from accessbench.kernels.errors import AccessBenchError
 
 __all__ = ["DeviceIds", "Nvml", "NvmlError", "NvmlUnavailable", "device_ids", "load_nvml", "nvml_available"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from accessbench.kernels.base import AccessStrategy, LoadedBatch
 from accessbench.kernels.types import SampledBatch
 

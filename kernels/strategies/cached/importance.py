@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from accessbench.kernels.sampling import sample_blocks, validate_fanouts
 from accessbench.kernels.types import GraphData
 

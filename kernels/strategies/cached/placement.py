@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
+
 from accessbench.kernels.sampling import unique_first_occurrence
 
 from .importance import rank_by_importance

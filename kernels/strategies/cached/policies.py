@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
 from accessbench.kernels.belady import BeladyCache
 
 from .dynamic import ClockPolicy, HybridPolicy, LruPolicy

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.base import check_ids
 from accessbench.kernels.errors import InvalidOptions, StrategyUnavailable

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+
 from accessbench.kernels.errors import StoreError, StrategyUnavailable
 
 from .align import PAGE, aligned_empty, writable_view

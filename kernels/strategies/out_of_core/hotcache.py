@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+
 from accessbench.kernels.sampling import sample_blocks
 
 __all__ = ["StaticCache", "rank_by_degree", "rank_by_presample"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels.device import cuda_available
 from accessbench.kernels.errors import StoreError, StrategyUnavailable
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+
 from accessbench.kernels.errors import StoreError
 
 from .align import PAGE

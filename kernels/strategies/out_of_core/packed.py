@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from accessbench.kernels.errors import StoreError
 
 from .align import PAGE, align_up

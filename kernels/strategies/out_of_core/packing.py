@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
 from accessbench.kernels.errors import StoreError
 from accessbench.kernels.types import GraphData
 

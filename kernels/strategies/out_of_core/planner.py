@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
 from accessbench.kernels.belady import BeladyCache
 from accessbench.kernels.types import SampledBatch
 

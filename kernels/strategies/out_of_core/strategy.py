@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from accessbench.kernels.base import AccessStrategy, LoadedBatch, check_ids
 from accessbench.kernels.device import cuda_available
 from accessbench.kernels.errors import StoreError, StrategyUnavailable

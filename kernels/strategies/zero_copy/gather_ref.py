@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from accessbench.kernels.errors import InvalidIds
 
 from .gather_plan import GatherPlan

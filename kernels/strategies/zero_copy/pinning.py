@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from accessbench.kernels.errors import AccessBenchError
 
 from .cuda_driver import (

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
+
 from accessbench.kernels.base import LoadedBatch
 from accessbench.kernels.prefetch import BatchProducer
 

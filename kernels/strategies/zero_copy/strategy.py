@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+
 from accessbench.kernels.base import AccessStrategy, LoadedBatch, check_ids
 from accessbench.kernels.device import cuda_available, triton_available
 from accessbench.kernels.errors import InvalidOptions, StrategyUnavailable

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import triton
 import triton.language as tl
+
 from accessbench.kernels.errors import InvalidIds
 
 from .gather_plan import DEFAULT_ALIGN_BYTES, DEFAULT_TILE_WORDS, GatherPlan, plan_gather

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from accessbench.suite.measure.lifecycle import ROWS_KEY, _fill_rates, summarise
+from accessbench.stats import summarise
+from accessbench.suite.measure.phases import ROWS_KEY
+from accessbench.suite.measure.phases import fill_rates as _fill_rates
 from accessbench.suite.measure.records import Record
 
 
