@@ -10,6 +10,7 @@ import torch
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.device import synchronize
 from accessbench.kernels.errors import AccessBenchError
+from accessbench.kernels.exact import same_bits
 from accessbench.kernels.types import GraphData
 from accessbench.suite.telemetry import Telemetry
 from accessbench.workloads.batches import random_ids
@@ -57,7 +58,7 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
         verify_gen = torch.Generator().manual_seed(rank_seed(wl.seed, rank) + world)
         ids = random_ids(graph.num_nodes, min(wl.gather_ids, 4096), generator=verify_gen)
         got = in_phase("gather", lambda: strategy.gather(ids))
-        rec.exact = bool(torch.equal(got.cpu(), graph.features[ids]))
+        rec.exact = same_bits(got, graph.features[ids])
         if not rec.exact:
             raise PhaseFailure("verify", AccessBenchError("gathered rows differ from features[ids]"))
     strategy.reset_stats()

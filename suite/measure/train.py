@@ -10,6 +10,7 @@ import torch
 
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.errors import AccessBenchError
+from accessbench.kernels.exact import same_bits
 from accessbench.kernels.types import GraphData
 from accessbench.suite.telemetry import Telemetry
 from accessbench.workloads.batches import seed_batches
@@ -66,7 +67,7 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
         ph[ROWS_KEY] = float(loaded.features.shape[0])
         overlapped[0] |= loaded.overlapped
         if not checked[0]:
-            rec.exact = bool(torch.equal(loaded.features.cpu(), graph.features[loaded.batch.node_ids.cpu()]))
+            rec.exact = same_bits(loaded.features, graph.features[loaded.batch.node_ids.cpu()])
             checked[0] = True
             if not rec.exact:
                 raise PhaseFailure("verify", AccessBenchError("gathered rows differ from features[ids]"))

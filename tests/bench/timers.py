@@ -1,19 +1,5 @@
-"""A benchmark timer that waits for queued GPU work, so a timed round ends when the device has finished."""
+"""The benchmark timer: ``accessbench.timing.synchronized_perf_counter`` (waits for queued GPU work first)."""
 
-from __future__ import annotations
-
-import time
-
-import torch
+from accessbench.timing import synchronized_perf_counter
 
 __all__ = ["synchronized_perf_counter"]
-
-
-def synchronized_perf_counter() -> float:
-    """``time.perf_counter()`` after ``torch.cuda.synchronize()`` (when CUDA is in use; plain on the CPU).
-
-    pytest-benchmark reads the timer before and after each round, so both edges of the round are synchronised.
-    """
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-    return time.perf_counter()
