@@ -33,7 +33,7 @@ __all__ = ["sample_blocks", "sample_neighbors", "unique_first_occurrence", "vali
 _POS = 1 << 30
 #: Table entry of a node that is in no batch.
 _EMPTY = (1 << 31) - 1
-#: Fanouts above this detect repeated draws by a per-row sort instead of an all-pairs compare.
+#: Fanouts above this detect repeated draws by a per-row sort instead of all-pairs compares.
 _PAIRWISE_MAX = 32
 #: Free tables kept per (device, number of nodes); at most this many keys are kept.
 _POOL_KEYS = 4
@@ -165,12 +165,11 @@ def _repeats(t: torch.Tensor) -> torch.Tensor:
     k, n = t.shape
     if k == 1:
         return torch.zeros_like(t, dtype=torch.bool)
-    if k <= _PAIRWISE_MAX:
-        i, m = torch.tril_indices(k, k, -1, device=t.device)  # every pair m < i
-        eq = (t.index_select(0, i) == t.index_select(0, m)).to(torch.float32)  # [pairs, n]
-        per_step = torch.zeros(k, i.numel(), dtype=torch.float32, device=t.device)
-        per_step[i, torch.arange(i.numel(), device=t.device)] = 1.0
-        return (per_step @ eq) > 0  # exact: small integer counts
+    if k <= _PAIRWISE_MAX:  # all pairs, one contiguous compare per distance s = i - m
+        out = torch.zeros_like(t, dtype=torch.bool)
+        for s in range(1, k):
+            out[s:] |= t[s:] == t[:-s]
+        return out
     srt, order = torch.sort(t, dim=0, stable=True)  # equal draws: the earliest step first
     same = torch.cat([torch.zeros(1, n, dtype=torch.bool, device=t.device), srt[1:] == srt[:-1]], 0)
     return torch.empty_like(same).scatter_(0, order, same)
