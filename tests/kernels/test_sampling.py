@@ -82,3 +82,37 @@ def test_unique_first_occurrence() -> None:
 def test_bad_fanouts_rejected(bad: list[int]) -> None:
     with pytest.raises(ValueError):
         validate_fanouts(bad)
+
+
+@pytest.mark.parametrize("fanouts", [[10, 5], [15, 10, 5], [3]])
+def test_one_host_sync_per_hop_without_a_gpu(monkeypatch: pytest.MonkeyPatch, fanouts: list[int]) -> None:
+    """Every device->host read goes through ``_host_ints``: count them, and forbid the implicit ones."""
+    from accessbench.kernels import sampling
+
+    graph = make_graph(num_nodes=2000, max_degree=40, seed=3)
+    seeds = torch.randint(0, 2000, (300,), generator=torch.Generator().manual_seed(1))
+    orig_tolist = torch.Tensor.tolist
+    reads: list[int] = []
+
+    def counting_read(t: torch.Tensor) -> list[int]:
+        reads.append(t.numel())
+        return orig_tolist(t.cpu())
+
+    forbidden: list[str] = []
+
+    def refuse(name: str, orig):
+        def hook(*args, **kwargs):
+            forbidden.append(name)
+            return orig(*args, **kwargs)
+        return hook
+
+    monkeypatch.setattr(sampling, "_host_ints", counting_read)
+    monkeypatch.setattr(torch, "nonzero", refuse("nonzero", torch.nonzero))
+    monkeypatch.setattr(torch, "unique", refuse("unique", torch.unique))
+    for name in ("item", "tolist", "__bool__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse(name, getattr(torch.Tensor, name)))
+    batch = sample_blocks(graph.indptr, graph.indices, seeds, fanouts, torch.Generator().manual_seed(0))
+    monkeypatch.undo()
+    assert forbidden == []
+    assert len(reads) <= len(fanouts)
+    assert batch.num_edges > 0

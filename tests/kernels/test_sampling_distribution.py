@@ -1,0 +1,129 @@
+"""The new sampler against the pre-issue-12 reference: same structure semantics, same (uniform) distribution.
+
+Chi-square statistics with fixed seeds (deterministic, not flaky); thresholds are the 0.999 quantiles.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from accessbench.kernels import sampling
+from accessbench.kernels.sampling import sample_blocks, sample_neighbors
+
+from tests.conftest import make_graph
+from tests.kernels import sampling_reference as ref
+
+# chi-square 0.999 quantiles by degrees of freedom (scipy.stats.chi2.ppf(0.999, df))
+_CHI2_999 = {49: 85.35, 199: 267.54, 9: 27.88, 34: 65.25, 55: 93.17}
+
+
+def _chi2(counts: torch.Tensor) -> float:
+    expected = counts.sum().item() / counts.numel()
+    return float(((counts.double() - expected) ** 2 / expected).sum())
+
+
+def _star(deg: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Node 0 with ``deg`` distinct neighbours 1..deg."""
+    indptr = torch.tensor([0] + [deg] * (deg + 1), dtype=torch.int64)
+    return indptr, torch.arange(1, deg + 1, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("deg,k", [(50, 10), (200, 5), (200, 40)])
+def test_each_neighbour_equally_likely_on_a_high_degree_node(deg: int, k: int) -> None:
+    indptr, indices = _star(deg)
+    nodes = torch.zeros(4000, dtype=torch.int64)
+    _, nbr = sample_neighbors(indptr, indices, nodes, k, torch.Generator().manual_seed(11))
+    picks = nbr.view(4000, k)
+    assert bool((picks.sort(1).values.diff(dim=1) > 0).all())  # without replacement
+    counts = torch.bincount(nbr, minlength=deg + 1)[1:]
+    assert _chi2(counts) < _CHI2_999[deg - 1]
+
+
+@pytest.mark.parametrize("deg,k", [(5, 2), (7, 3), (11, 5)])
+def test_every_k_subset_equally_often_on_a_small_node(deg: int, k: int) -> None:
+    indptr, indices = _star(deg)
+    subsets = {c: i for i, c in enumerate(itertools.combinations(range(1, deg + 1), k))}
+    draws = 200 * len(subsets)
+    _, nbr = sample_neighbors(indptr, indices, torch.zeros(draws, dtype=torch.int64), k,
+                              torch.Generator().manual_seed(5))
+    ids = [subsets[tuple(sorted(row))] for row in nbr.view(draws, k).tolist()]
+    counts = torch.bincount(torch.tensor(ids), minlength=len(subsets))
+    df = len(subsets) - 1
+    # 0.999 quantile by the Wilson-Hilferty approximation where the table has no entry
+    limit = _CHI2_999.get(df, df * (1 - 2 / (9 * df) + 3.09 * math.sqrt(2 / (9 * df))) ** 3)
+    assert _chi2(counts) < limit
+
+
+def test_reference_is_uniform_too() -> None:
+    """The oracle itself passes the same check (so the two share a distribution, not just a test)."""
+    indptr, indices = _star(50)
+    _, nbr = ref.sample_neighbors(indptr, indices, torch.zeros(4000, dtype=torch.int64), 10,
+                                  torch.Generator().manual_seed(11))
+    assert _chi2(torch.bincount(nbr, minlength=51)[1:]) < _CHI2_999[49]
+
+
+@pytest.mark.parametrize("fanouts", [[4, 3], [10, 5], [15, 10, 5], [-1, 2], [3, -1], [40]])
+def test_structure_matches_the_reference(fanouts: list[int]) -> None:
+    graph = make_graph(num_nodes=600, max_degree=45, seed=len(fanouts) + fanouts[0])
+    seeds = torch.tensor([5, 9, 5, 100, 7, 9, 599, 0])
+    new = sample_blocks(graph.indptr, graph.indices, seeds, fanouts, torch.Generator().manual_seed(3))
+    old = ref.sample_blocks(graph.indptr, graph.indices, seeds, fanouts, torch.Generator().manual_seed(3))
+    assert torch.equal(new.seeds, old.seeds)
+    assert len(new.blocks) == len(old.blocks)
+    nodes = new.node_ids
+    assert nodes.unique().numel() == nodes.numel()
+    assert new.blocks[0].num_dst == old.blocks[0].num_dst  # the (random-free) seeds side
+    deg = graph.indptr[1:] - graph.indptr[:-1]
+    for hop, (bn, bo) in enumerate(zip(new.blocks, old.blocks)):
+        src, dst = bn.edge_index
+        want = deg[nodes[:bn.num_dst]] if fanouts[hop] < 0 else deg[nodes[:bn.num_dst]].clamp(max=fanouts[hop])
+        assert torch.equal(torch.bincount(dst, minlength=bn.num_dst), want)  # as the reference's rule
+        assert bool((dst[1:] >= dst[:-1]).all())  # grouped by destination, in frontier order
+        # frontier: previous nodes first, then new sources in first-occurrence order
+        prev = nodes[:bn.num_dst]
+        seen = set(prev.tolist())
+        order = []
+        for s in nodes[src].tolist():
+            if s not in seen:
+                seen.add(s)
+                order.append(s)
+        assert nodes[bn.num_dst:bn.num_src].tolist() == order
+        for s, d in zip(src.tolist(), dst.tolist()):
+            v = int(nodes[d])
+            assert int(nodes[s]) in graph.indices[graph.indptr[v]:graph.indptr[v + 1]].tolist()
+        if hop == 0 and fanouts[0] == -1:  # keeps all: exactly the reference's first hop
+            assert torch.equal(nodes[src], old.node_ids[bo.edge_index[0]]) and torch.equal(dst, bo.edge_index[1])
+            assert torch.equal(nodes[:bn.num_src], old.node_ids[:bo.num_src])
+
+
+def test_seeded_and_equal_to_itself_not_to_the_reference() -> None:
+    graph = make_graph(num_nodes=500, max_degree=40, seed=1)
+    seeds = torch.arange(0, 500, 7)
+    a = sample_blocks(graph.indptr, graph.indices, seeds, [10, 5], torch.Generator().manual_seed(9))
+    b = sample_blocks(graph.indptr, graph.indices, seeds, [10, 5], torch.Generator().manual_seed(9))
+    assert torch.equal(a.node_ids, b.node_ids)
+    for x, y in zip(a.blocks, b.blocks):
+        assert torch.equal(x.edge_index, y.edge_index)
+
+
+def test_node_table_is_clean_after_use() -> None:
+    graph = make_graph(num_nodes=300, max_degree=20, seed=2)
+    for i in range(3):
+        batch = sample_blocks(graph.indptr, graph.indices, torch.arange(i, 300, 11), [5, 5],
+                              torch.Generator().manual_seed(i))
+        assert batch.node_ids.unique().numel() == batch.node_ids.numel()
+    for slots in sampling._TABLES.free.values():
+        for table, _ in slots:
+            assert bool((table == sampling._EMPTY).all())
+
+
+def test_empty_and_edgeless() -> None:
+    indptr = torch.zeros(5, dtype=torch.int64)
+    indices = torch.empty(0, dtype=torch.int32)
+    batch = sample_blocks(indptr, indices, torch.tensor([3, 1, 3]), [4, -1], torch.Generator().manual_seed(0))
+    assert batch.seeds.tolist() == [3, 1] and batch.node_ids.tolist() == [3, 1] and batch.num_edges == 0
+    empty = sample_blocks(indptr, indices, torch.empty(0, dtype=torch.int64), [2], torch.Generator())
+    assert empty.node_ids.numel() == 0 and empty.num_edges == 0
