@@ -188,12 +188,19 @@ class _Prefetcher(BatchProducer):
     def __init__(self, strategy: CpuCentric, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int],
                  generator: torch.Generator, depth: int) -> None:
         self.strategy = strategy
+        # OpenMP thread counts are per calling thread: without this the prefetch thread would run torch's default
+        # (all cores) next to the consumer's ``threads`` and oversubscribe the cores.
+        self.threads = torch.get_num_threads()
+        self._threads_set = False
         super().__init__(strategy.device, seed_batches, fanouts, generator, depth=depth,
                          stream=strategy._copy_stream, name="accessbench-prefetch")
 
     def produce(self, seeds: torch.Tensor, fanouts: list[int], generator: torch.Generator
                 ) -> tuple[LoadedBatch, torch.cuda.Event | None, AccessStats]:
         s = self.strategy
+        if not self._threads_set:  # runs in the prefetch thread: the same intra-op budget as the strategy's
+            torch.set_num_threads(self.threads)
+            self._threads_set = True
         delta = AccessStats()  # this batch's counters, applied when the consumer takes it
         with s.collect_phases() as phase_s:
             with s.phase("sample"):
