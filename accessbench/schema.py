@@ -18,12 +18,14 @@ from typing import Any
 __all__ = [
     "FIELDS",
     "FIELD_NAMES",
+    "CONTENDED_CORES",
     "MERGE_RULES",
     "PHASES",
     "POWER_TRACE_PATTERN",
     "PROBE_FILE",
     "PROBE_KEYS",
     "RESULTS_FILE",
+    "SAMPLES_CAP",
     "SCHEMA_VERSION",
     "STATUSES",
     "TIERS",
@@ -58,6 +60,11 @@ PROBE_KEYS: tuple[str, ...] = (
     "disk_iops_qd128", "disk_seq_gbps",
 )
 
+#: Per-step samples kept per phase in a record's ``samples`` (more steps are strided down to this many).
+SAMPLES_CAP = 512
+#: A measured window is ``contended`` when other processes used more than this many cores on average.
+CONTENDED_CORES = 0.5
+
 #: How a field is reduced over ranks (suite/measure/rank_merge.py): ``same`` (rank 0's; equal by construction),
 #: ``max`` (the slowest rank / highest peak), ``sum`` (counters, rates, per-GPU energy), ``mean`` (sampled
 #: utilisation and clocks), ``rank0`` (machine-wide meters and rank 0's files), ``any`` (true on any rank),
@@ -70,7 +77,7 @@ class Field:
     """One record field.
 
     ``type``: ``int``, ``float``, ``str``, ``bool``, ``list`` or ``dict``; ``unit``: ``s``, ``bytes``, ``J``, ``W``,
-    ``%``, ``GB/s``, ``1/s``, ``MHz``, ``count``, ``ratio`` or ``""``; ``group``: where docs and reports list it;
+    ``%``, ``GB/s``, ``1/s``, ``MHz``, ``count``, ``cores``, ``ratio`` or ``""``; ``group``: where docs and reports list it;
     ``merge``: one of ``MERGE_RULES``; ``per_rank``: kept in each rank's ``per_rank`` entry.
     """
 
@@ -194,6 +201,10 @@ FIELDS: tuple[Field, ...] = (
     F("cpu_energy_j", "float", "J", "cpu", "rank0", "CPU package energy over the window (RAPL)"),
     F("cpu_util_process", "float", "ratio", "cpu", "sum", "this process's CPU seconds / wall seconds (1 = one core)"),
     F("cpu_util_system", "float", "ratio", "cpu", "rank0", "busy fraction of all cores, 0..1"),
+    F("cpu_others_cores", "float", "cores", "cpu", "rank0",
+      "CPU used by other processes during the window: cpu_util_system x cores - cpu_util_process"),
+    F("contended", "bool", "", "cpu", "any",
+      f"cpu_others_cores > {CONTENDED_CORES} (another process competed for the cores: timings are suspect)"),
     F("energy_per_step_j", "float", "J", "gpu", "sum", "gpu_energy_j / measured_steps"),
     F("cpu_dram_energy_j", "float", "J", "cpu", "rank0", "RAPL DRAM energy over the window"),
     F("cpu_energy_per_step_j", "float", "J", "cpu", "rank0", "cpu_energy_j / measured_steps"),
@@ -224,6 +235,9 @@ FIELDS: tuple[Field, ...] = (
     F("peak_rss_bytes", "int", "bytes", "memory", "sum", "peak resident set of the process", per_rank=True),
     F("peak_device_bytes", "int", "bytes", "memory", "max", "torch.cuda.max_memory_allocated (null on the CPU)",
       per_rank=True),
+    # samples
+    F("samples", "dict", "s", "samples", "rank0",
+      f"per-step seconds of each phase {{phase: [s, ...]}}, at most {SAMPLES_CAP} per phase (evenly strided)"),
     # machine and labels
     F("env", "dict", "", "machine", "same", "machine and software stamp (docs/RESULTS.md, Machine)"),
     F("simulated", "bool", "", "labels", "same", "true for rows produced by the simulator"),

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from accessbench import schema
 from accessbench.kernels.base import AccessStrategy
 from accessbench.stats import summarise
 from accessbench.suite.telemetry import Telemetry
@@ -16,7 +17,7 @@ from accessbench.suite.telemetry import Telemetry
 from .records import PHASE_FIELDS, Record
 from .window import StepBody, measure, profile_pass
 
-__all__ = ["ENDLESS", "ROWS_KEY", "PhaseFailure", "fill_phases", "fill_rates", "fill_stats", "in_phase",
+__all__ = ["ENDLESS", "ROWS_KEY", "PhaseFailure", "capped_samples", "fill_phases", "fill_rates", "fill_stats", "in_phase",
            "profile", "run_measured", "sync_current_stream", "warmup"]
 
 #: Seed batches are drawn from an endless seeded stream, so measured steps can be repeated (energy windows) and
@@ -51,11 +52,21 @@ def sync_current_stream(device: torch.device) -> None:
         torch.cuda.current_stream(device).synchronize()
 
 
+def capped_samples(values: list[float], cap: int = schema.SAMPLES_CAP) -> list[float]:
+    """At most ``cap`` of ``values`` (seconds), evenly strided over the run when there are more; rounded to 1 ns."""
+    if len(values) > cap:
+        values = [values[(i * len(values)) // cap] for i in range(cap)]
+    return [round(v, 9) for v in values]
+
+
 def fill_phases(rec: Record, per_step: list[dict[str, float]], strategy: AccessStrategy) -> None:
+    """Each phase's median and p10/p90 over the steps, and its per-step samples (``samples``)."""
     for phase in PHASE_FIELDS:
         values = [s[phase] for s in per_step if phase in s]
         if values and len(values) != len(per_step):
             rec.notes.append(f"phase {phase} ran in {len(values)} of {len(per_step)} steps")
+        if values:
+            rec.samples[phase] = capped_samples(values)
         med, p10, p90 = summarise(values)
         setattr(rec, f"{phase}_s", med)
         setattr(rec, f"{phase}_s_p10", p10)

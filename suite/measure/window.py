@@ -14,13 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from accessbench import schema
 from accessbench.suite.telemetry import Telemetry
 from accessbench.suite.telemetry.ranges import TorchProfilerRanges
 
 from .distributed import all_true
 from .records import Record
 
-__all__ = ["StepBody", "measure", "profile_pass"]
+__all__ = ["StepBody", "mark_contention", "measure", "profile_pass"]
 
 #: One step: takes the step index, returns seconds per phase (``step`` included).
 StepBody = Callable[[int], dict[str, float]]
@@ -63,6 +66,7 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
     rec.wall_s = wall
     window_s = win.pop("window_s")
     _apply(rec, win)
+    mark_contention(rec)
     rec.energy_window_s = window_s
     rec.energy_repeats = passes
     rec.measured_steps = passes * steps
@@ -78,6 +82,18 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
     if not defer_idle:
         finish_idle(rec, telemetry)
     return per_step
+
+
+def mark_contention(rec: Record, cores: int | None = None) -> None:
+    """Fill ``cpu_others_cores`` (cores other processes used in the window) and flag the row ``contended``."""
+    if rec.cpu_util_system is None or rec.cpu_util_process is None:
+        return
+    cores = cores or psutil.cpu_count() or 1
+    rec.cpu_others_cores = max(0.0, rec.cpu_util_system * cores - rec.cpu_util_process)
+    rec.contended = rec.cpu_others_cores > schema.CONTENDED_CORES
+    if rec.contended:
+        rec.notes.append(f"contended: other processes used {rec.cpu_others_cores:.2f} of {cores} cores during the "
+                         f"measured window (threshold {schema.CONTENDED_CORES}); timings are suspect")
 
 
 def finish_idle(rec: Record, telemetry: Telemetry) -> None:

@@ -67,6 +67,7 @@ def test_reader_sorts_unusable_lines_by_why(tmp_path: Path) -> None:
 
 def test_tiny_run_writes_the_same_fields_and_statuses_as_before_the_layout(tmp_path: Path) -> None:
     before = json.loads((HERE / "tiny_fields_before_layout.json").read_text())
+    added_since = ["contended", "cpu_others_cores", "samples"]  # new fields, declared in the schema after the layout
     out = tmp_path / "run"
     assert main(["run", "-w", "tiny", "--device", "cpu", "--out", str(out), "--no-report", "--no-probe",
                  "--steps", "2", "--warmup", "1"]) == 0
@@ -74,4 +75,6 @@ def test_tiny_run_writes_the_same_fields_and_statuses_as_before_the_layout(tmp_p
     assert bad == 0
     assert {r["strategy"]: r["status"] for r in rows} == before["statuses"]
     for row in rows:
-        assert sorted(row) == sorted(before["fields"]), row["strategy"]
+        assert sorted(row) == sorted(before["fields"] + added_since), row["strategy"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(len(r["samples"]["step"]) == r["measured_steps"] for r in ok)
