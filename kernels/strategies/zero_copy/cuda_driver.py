@@ -9,19 +9,27 @@ import os
 from typing import Protocol
 
 __all__ = [
+    "CUDA_ERROR_ALREADY_MAPPED",
     "CUDA_ERROR_ALREADY_REGISTERED",
+    "CUDA_ERROR_INVALID_VALUE",
     "CUDA_ERROR_OUT_OF_MEMORY",
     "CUDA_SUCCESS",
+    "MEMORYTYPE_HOST",
     "FLAG_DEVICEMAP",
     "FLAG_PORTABLE",
     "FLAG_READ_ONLY",
     "CudaDriver",
     "Driver",
+    "driver_cuda_version",
     "registered_cover",
 ]
 
 FLAG_PORTABLE, FLAG_DEVICEMAP, FLAG_READ_ONLY = 0x1, 0x2, 0x8
-CUDA_SUCCESS, CUDA_ERROR_OUT_OF_MEMORY, CUDA_ERROR_ALREADY_REGISTERED = 0, 2, 712
+CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE, CUDA_ERROR_OUT_OF_MEMORY = 0, 1, 2
+CUDA_ERROR_ALREADY_MAPPED, CUDA_ERROR_ALREADY_REGISTERED = 208, 712
+#: ``CUmemorytype`` values: host memory the driver knows (page-locked by cudaHostAlloc, pin_memory or a register).
+MEMORYTYPE_HOST = 1
+_POINTER_ATTRIBUTE_MEMORY_TYPE = 2
 _ATTR_READ_ONLY_HOST_REGISTER_SUPPORTED = 113
 _POINTER_ATTRIBUTE_DEVICE_POINTER = 3
 _POINTER_ATTRIBUTE_RANGE_START_ADDR, _POINTER_ATTRIBUTE_RANGE_SIZE = 11, 12
@@ -33,6 +41,7 @@ class Driver(Protocol):
     def register(self, address: int, nbytes: int, flags: int) -> int: ...
     def unregister(self, address: int) -> int: ...
     def device_pointer(self, address: int) -> tuple[int, int]: ...
+    def memory_type(self, address: int) -> tuple[int, int]: ...
     def pointer_range(self, address: int) -> tuple[int, int, int]: ...
     def error_name(self, code: int) -> str: ...
     def read_only_supported(self, device_index: int) -> bool: ...
@@ -64,6 +73,13 @@ class CudaDriver:
         code = int(self._lib.cuPointerGetAttribute(ctypes.byref(out), _POINTER_ATTRIBUTE_DEVICE_POINTER, address))
         return code, int(out.value)
 
+    def memory_type(self, address: int) -> tuple[int, int]:
+        """(code, ``CUmemorytype``) of ``address``: ``MEMORYTYPE_HOST`` for host memory CUDA has page-locked; an
+        error code (``CUDA_ERROR_INVALID_VALUE``) for memory CUDA does not know."""
+        out = ctypes.c_uint(0)
+        code = int(self._lib.cuPointerGetAttribute(ctypes.byref(out), _POINTER_ATTRIBUTE_MEMORY_TYPE, address))
+        return code, int(out.value)
+
     def pointer_range(self, address: int) -> tuple[int, int, int]:
         """(code, start, size) of the registration or allocation that ``address`` lies in."""
         start, size = ctypes.c_uint64(0), ctypes.c_size_t(0)
@@ -83,6 +99,19 @@ class CudaDriver:
         code = self._lib.cuDeviceGetAttribute(ctypes.byref(value), _ATTR_READ_ONLY_HOST_REGISTER_SUPPORTED,
                                                device_index)
         return code == 0 and value.value == 1
+
+
+def driver_cuda_version() -> int | None:
+    """The CUDA version the installed driver supports (``cuDriverGetVersion``: 12040 for 12.4); None without a
+    driver library. Needs no context and no ``cuInit``."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    value = ctypes.c_int(0)
+    if int(lib.cuDriverGetVersion(ctypes.byref(value))) != CUDA_SUCCESS or value.value <= 0:
+        return None
+    return int(value.value)
 
 
 def registered_cover(drv: Driver, address: int, start: int, end: int) -> tuple[int, list[int]]:

@@ -77,9 +77,10 @@ def aligned_copy(t: torch.Tensor) -> torch.Tensor:
 # ---- what backs an address range ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Backing:
-    """What a host address range is mapped from: ``anonymous`` memory, a ``file-private`` (copy-on-write) or
-    ``file-shared`` mapping of ``path``, or ``unknown`` (no /proc/self/maps); ``writable`` is False if any page is
-    not."""
+    """What a host address range is mapped from: ``anonymous`` memory, ``cuda-pinned`` memory (a mapping of a
+    ``/dev/nvidia*`` device file: ``pin_memory()``/``cudaHostAlloc`` allocations, page-locked by CUDA already), a
+    ``file-private`` (copy-on-write) or ``file-shared`` mapping of ``path``, or ``unknown`` (no /proc/self/maps);
+    ``writable`` is False if any page is not."""
 
     kind: str
     path: str = ""
@@ -87,8 +88,9 @@ class Backing:
 
     @property
     def needs_care(self) -> bool:
-        """True when pinning with write access would copy pages (private file mapping) or cannot work (read-only)."""
-        return self.kind == "file-private" or not self.writable
+        """True when pinning with write access would copy pages (private file mapping) or cannot work (read-only);
+        never for ``cuda-pinned`` memory (page-locked already: it is used as it is, not copied)."""
+        return self.kind != "cuda-pinned" and (self.kind == "file-private" or not self.writable)
 
 
 def parse_maps(text: str, address: int, nbytes: int) -> Backing:
@@ -106,11 +108,13 @@ def parse_maps(text: str, address: int, nbytes: int) -> Backing:
         writable = "w" in perms
         if inode == 0 or not path or path.startswith("["):
             kinds.append(Backing("anonymous", "", writable))
+        elif path.startswith("/dev/nvidia"):  # driver memory mapped into the process: pinned, not a file to copy
+            kinds.append(Backing("cuda-pinned", path, writable))
         else:
             kinds.append(Backing("file-private" if perms[3] == "p" else "file-shared", path, writable))
     if not kinds:
         return Backing("unknown")
-    files = [k for k in kinds if k.kind != "anonymous"]
+    files = [k for k in kinds if k.kind.startswith("file")] or [k for k in kinds if k.kind == "cuda-pinned"]
     chosen = files[0] if files else kinds[0]
     return Backing(chosen.kind, chosen.path, all(k.writable for k in kinds))
 

@@ -7,8 +7,12 @@ same memory. Registrations are kept in a process-wide registry: the same range p
 counted), a range that overlaps another one, or only shares a memory page with it, is refused (the driver registers
 whole pages, so two registrations must never share one: ``aligned_copy`` puts an array in pages of its own), a failure
 part-way unregisters the pieces already done, and whatever is still registered at interpreter exit is unregistered
-then. Memory page-locked by someone else (``CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED``) is used only after the
-driver confirms that existing registrations cover every byte of it. Failures raise ``PinningError`` naming the
+then (after synchronising the device, which also makes its primary context current). Memory page-locked by someone
+else (``tensor.pin_memory()``, ``cudaHostAlloc``, another library's register) is recognised before registering, by
+asking the driver what the address is (``cuPointerGetAttribute(CU_POINTER_ATTRIBUTE_MEMORY_TYPE)`` = host), and
+after a refused register by the codes drivers answer for it (``CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED`` (712),
+``CUDA_ERROR_ALREADY_MAPPED`` (208) on older drivers, ``CUDA_ERROR_INVALID_VALUE`` (1) where the address is host
+memory the driver knows); it is used only after the driver confirms that existing registrations cover every byte. Failures raise ``PinningError`` naming the
 buffer, its size, the driver's error and the lockable-memory limit (``ulimit -l``).
 
 The driver calls live in ``accessbench.kernels.strategies.zero_copy.cuda_driver`` and the host-memory helpers in ``accessbench.kernels.strategies.zero_copy.host_memory`` (both
@@ -24,6 +28,7 @@ import atexit
 import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +37,15 @@ import torch
 from accessbench.kernels.errors import AccessBenchError
 
 from .cuda_driver import (
+    CUDA_ERROR_ALREADY_MAPPED,
     CUDA_ERROR_ALREADY_REGISTERED,
+    CUDA_ERROR_INVALID_VALUE,
     CUDA_ERROR_OUT_OF_MEMORY,
     CUDA_SUCCESS,
     FLAG_DEVICEMAP,
     FLAG_PORTABLE,
     FLAG_READ_ONLY,
+    MEMORYTYPE_HOST,
     CudaDriver,
     Driver,
     registered_cover,
@@ -56,13 +64,16 @@ from .host_memory import (
 )
 
 __all__ = [
+    "CUDA_ERROR_ALREADY_MAPPED",
     "CUDA_ERROR_ALREADY_REGISTERED",
+    "CUDA_ERROR_INVALID_VALUE",
     "CUDA_ERROR_OUT_OF_MEMORY",
     "CUDA_SUCCESS",
     "DEFAULT_CHUNK_BYTES",
     "FLAG_DEVICEMAP",
     "FLAG_PORTABLE",
     "FLAG_READ_ONLY",
+    "MEMORYTYPE_HOST",
     "Backing",
     "CudaDriver",
     "Driver",
@@ -85,6 +96,8 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_BYTES = 1 << 30
+#: Codes a driver answers ``cuMemHostRegister`` with for memory page-locked already (712 today, 208 on older drivers).
+_ALREADY_LOCKED = (CUDA_ERROR_ALREADY_REGISTERED, CUDA_ERROR_ALREADY_MAPPED)
 
 
 class PinningError(AccessBenchError):
@@ -163,11 +176,27 @@ def _pieces(address: int, nbytes: int, chunk_bytes: int) -> list[tuple[int, int]
     return out
 
 
-def _current(device: torch.device, driver: Driver) -> contextlib.AbstractContextManager[Any]:
-    """Make ``device``'s primary context current for real driver calls (a fake driver needs none)."""
-    if device.type == "cuda" and isinstance(driver, CudaDriver):
-        return torch.cuda.device(device)
-    return contextlib.nullcontext()
+def _is_real(driver: Driver) -> bool:
+    return isinstance(driver, CudaDriver)
+
+
+@contextlib.contextmanager
+def _current(device: torch.device, driver: Driver) -> Iterator[None]:
+    """Make ``device``'s primary context current for real driver calls (a fake driver needs none): select the
+    device and synchronise it (any runtime call makes its primary context current on this thread, which at
+    interpreter exit may have none; and no kernel may still read a range about to be unregistered)."""
+    if device.type == "cuda" and _is_real(driver):
+        with torch.cuda.device(device):
+            torch.cuda.synchronize(device)
+            yield
+    else:
+        yield
+
+
+def _known_host(drv: Driver, address: int) -> bool:
+    """True when the driver already knows ``address`` as page-locked host memory (CU_MEMORYTYPE_HOST)."""
+    code, kind = drv.memory_type(address)
+    return code == CUDA_SUCCESS and kind == MEMORYTYPE_HOST
 
 
 def _unregister_pieces(driver: Driver, pieces: list[Piece]) -> list[str]:
@@ -277,6 +306,10 @@ def _failure(name: str, address: int, nbytes: int, piece: tuple[int, int], index
     if backing.kind.startswith("file"):
         ro = ", read-only" if not backing.writable else ""
         msg += f"; the buffer is mapped from {backing.path} ({backing.kind}{ro})"
+    if code == CUDA_ERROR_INVALID_VALUE:
+        msg += ("; the driver refuses ranges that overlap memory page-locked elsewhere (pin_memory(), cudaHostAlloc)"
+                " with this code too: copy the buffer into pages of its own"
+                " (accessbench.kernels.strategies.zero_copy.pinning.aligned_copy)")
     if code == CUDA_ERROR_OUT_OF_MEMORY:
         msg += ("; raise the limit (ulimit -l unlimited, memlock in /etc/security/limits.conf, or LimitMEMLOCK= for a"
                 " service), free host memory, or use a smaller graph")
@@ -311,8 +344,6 @@ def pin_in_place(
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     with _current(device, drv):
-        if isinstance(drv, CudaDriver):
-            torch.cuda.synchronize(device)  # any runtime call makes the device's primary context current
         return _pin(tensor, name, device, read_only, chunk_bytes, drv, hint, address, nbytes)
 
 
@@ -344,8 +375,11 @@ def _pin(tensor: torch.Tensor, name: str, device: torch.device, read_only: bool,
         points: list[int] = []  # addresses where the device mapping must continue the first byte's
         try:
             for i, (start, size) in enumerate(ranges):
-                code = drv.register(start, size, flags)
-                if code == CUDA_ERROR_ALREADY_REGISTERED:
+                # asked first: drivers have answered a register of such memory with 712, 208 or even 1
+                code = CUDA_ERROR_ALREADY_REGISTERED if _known_host(drv, start) else drv.register(start, size, flags)
+                if code == CUDA_ERROR_INVALID_VALUE and _known_host(drv, start):
+                    code = CUDA_ERROR_ALREADY_REGISTERED
+                if code in _ALREADY_LOCKED:
                     points += _foreign_cover(drv, name, address, nbytes, (start, size), i, len(ranges), hint)
                     done.append(Piece(start, size, owned=False))
                 elif code == CUDA_SUCCESS:
@@ -364,7 +398,7 @@ def _pin(tensor: torch.Tensor, name: str, device: torch.device, read_only: bool,
 
 def _foreign_cover(drv: Driver, name: str, address: int, nbytes: int, piece: tuple[int, int], index: int,
                    count: int, hint: str) -> list[int]:
-    """On ``CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED``: the driver refuses a range that merely overlaps an existing
+    """On memory page-locked already (see ``_ALREADY_LOCKED``, or known to the driver as host memory): the driver refuses a range that merely overlaps an existing
     registration, registering nothing, so use the piece only if existing registrations cover every byte of it
     (``registered_cover``); returns the start of each covering range. Raises ``PinningError`` otherwise."""
     start, end = piece[0], piece[0] + piece[1]
@@ -395,7 +429,10 @@ def _device_address(drv: Driver, name: str, points: list[int], address: int) -> 
 
 
 def release_all() -> list[str]:
-    """Unregister everything still registered (registered to run at interpreter exit); returns the failures."""
+    """Unregister everything still registered (registered to run at interpreter exit); returns the failures.
+
+    Each device is synchronised first, inside its primary context made current (``_current``): at exit this thread
+    may have no current context, and a kernel still queued must not read a range as it is unregistered."""
     with _LOCK:
         entries = list(_ACTIVE.values())
         _ACTIVE.clear()

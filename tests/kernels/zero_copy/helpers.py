@@ -41,16 +41,20 @@ def placed_table(rows: torch.Tensor, *, offset: int = 0, pad: int = 0, device: s
 
 class FakeDriver:
     """Records registrations the way the driver keeps them: whole pages. A range that touches a page registered
-    already is refused with CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED and nothing of it is registered; range queries
-    answer with the registration (exact start and size) that holds the page. Fails or misbehaves on request."""
+    already is refused with ``already`` (CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED; drivers have answered 1 and 208
+    too) and nothing of it is registered; range queries answer with the registration (exact start and size) that
+    holds the page; ``memory_type`` says "host" for registered pages unless ``knows_host`` is False (then it refuses,
+    so only the register's answer tells). Fails or misbehaves on request."""
 
     def __init__(self, *, fail_piece: int | None = None, code: int = 2, scatter: bool = False,
-                 read_only: bool = True, ranges: bool = True) -> None:
+                 read_only: bool = True, ranges: bool = True, already: int = 712, knows_host: bool = True) -> None:
         self.live: dict[int, int] = {}  # start -> size, ours and foreign
         self.pages: dict[int, int] = {}  # page -> start of the registration that holds it
         self.calls: list[tuple[str, int, int, int]] = []
         self.fail_piece, self.code, self.scatter, self.ro = fail_piece, code, scatter, read_only
         self.ranges = ranges  # False: range queries are refused (as a driver might for host pointers)
+        self.already, self.knows_host = already, knows_host
+        self.type_queries = 0  # memory_type calls (not in ``calls``, which lists what changes registrations)
 
     @staticmethod
     def _pages(address: int, nbytes: int) -> range:
@@ -67,7 +71,7 @@ class FakeDriver:
             return self.code
         pages = self._pages(address, nbytes)
         if any(p in self.pages for p in pages):
-            return pinning.CUDA_ERROR_ALREADY_REGISTERED
+            return self.already
         self.live[address] = nbytes
         self.pages.update(dict.fromkeys(pages, address))
         return 0
@@ -87,12 +91,17 @@ class FakeDriver:
         moved = self.scatter and self.live and address != min(self.live)  # later pieces land elsewhere
         return 0, address + (0x10000 if moved else 0)
 
+    def memory_type(self, address: int) -> tuple[int, int]:
+        self.type_queries += 1
+        known = self.knows_host and address // PAGE * PAGE in self.pages
+        return (0, pinning.MEMORYTYPE_HOST) if known else (1, 0)
+
     def pointer_range(self, address: int) -> tuple[int, int, int]:
         start = self.pages.get(address // PAGE * PAGE)
         return (1, 0, 0) if start is None or not self.ranges else (0, start, self.live[start])
 
     def error_name(self, code: int) -> str:
-        return {2: "CUDA_ERROR_OUT_OF_MEMORY (2)", 801: "CUDA_ERROR_NOT_SUPPORTED (801)",
+        return {1: "CUDA_ERROR_INVALID_VALUE (1)", 208: "CUDA_ERROR_ALREADY_MAPPED (208)", 2: "CUDA_ERROR_OUT_OF_MEMORY (2)", 801: "CUDA_ERROR_NOT_SUPPORTED (801)",
                 712: "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED (712)"}.get(code, f"E{code}")
 
     def read_only_supported(self, device_index: int) -> bool:

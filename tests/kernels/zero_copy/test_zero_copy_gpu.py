@@ -308,3 +308,32 @@ def test_prepare_compiles_the_only_variant_gathers_use(dev) -> None:
             ids = _ids(4000, n, n)
             assert torch.equal(s.gather(ids).cpu(), graph.features[ids])
         assert compiled() == after_prepare
+
+
+def test_pin_memory_tensors_are_known_to_the_driver_and_used_in_place(dev) -> None:
+    """Issue 11 item 2: a pin_memory() tensor is host memory the driver knows (asked before registering, whatever
+    code a register would return: 712, 208 or 1), is classified cuda-pinned in /proc/self/maps, never copied."""
+    t = torch.randn(5000, 33).pin_memory()
+    drv = pinning._cuda_driver()
+    torch.cuda.synchronize(dev)
+    code, kind = drv.memory_type(t.data_ptr())
+    assert (code, kind) == (0, pinning.MEMORYTYPE_HOST)
+    backing = pinning.memory_backing(t.data_ptr(), t.numel() * 4)
+    assert backing.kind in ("cuda-pinned", "anonymous") and not backing.needs_care, backing
+    with pin_in_place(t, name="pinned", device=dev) as buf:
+        assert buf.owned_bytes == 0 and torch.equal(buf.view().cpu(), t)
+    plain = pinning.aligned_copy(torch.randn(100))
+    assert drv.memory_type(plain.data_ptr())[0] != 0  # memory CUDA does not know is not "host" to it
+
+
+def test_release_all_at_exit_from_a_fresh_thread(dev) -> None:
+    """Issue 11 item 10: release_all works from a thread with no current context (as at interpreter exit)."""
+    import threading
+
+    t = pinning.aligned_copy(torch.randn(1000))
+    pin_in_place(t, name="exit", device=dev)
+    errors: list[list[str]] = []
+    th = threading.Thread(target=lambda: errors.append(pinning.release_all()))
+    th.start()
+    th.join()
+    assert errors == [[]] and pinning.pinned_bytes() == 0

@@ -246,3 +246,74 @@ def test_view_reinterprets_the_pinned_bytes(monkeypatch: pytest.MonkeyPatch, dty
         raw = buf.byte_view()
         assert raw.numel() == pinning.span_bytes(t) and raw.data_ptr() == mirror.data_ptr()
     assert reads == [(t.data_ptr(), pinning.span_bytes(t), CUDA0)] * 2  # the pinned range, mapped for the device
+
+
+@pytest.mark.parametrize("already", [pinning.CUDA_ERROR_ALREADY_REGISTERED, pinning.CUDA_ERROR_ALREADY_MAPPED,
+                                     pinning.CUDA_ERROR_INVALID_VALUE])
+@pytest.mark.parametrize("knows_host", [True, False])
+def test_memory_pinned_by_cuda_is_recognised_whatever_the_driver_answers(already: int, knows_host: bool) -> None:
+    """pin_memory()/cudaHostAlloc memory: asked first (memory type = host), else recognised from 712, 208 or 1."""
+    t = own_pages(2 * PAGE)
+    drv = FakeDriver(already=already, knows_host=knows_host)
+    drv.foreign(t.data_ptr(), 2 * PAGE)  # e.g. a pin_memory() allocation
+    if already == pinning.CUDA_ERROR_INVALID_VALUE and not knows_host:
+        with pytest.raises(PinningError, match="INVALID_VALUE.*page-locked elsewhere.*aligned_copy"):
+            pin_in_place(t, name="features", device=CUDA0, driver=drv)  # nothing says it is CUDA's: a real error
+        return
+    with pin_in_place(t, name="features", device=CUDA0, driver=drv) as buf:
+        assert buf.owned_bytes == 0 and buf.nbytes == 2 * PAGE and buf.device_address == t.data_ptr()
+    registers = sum(c[0] == "register" for c in drv.calls)
+    assert registers == (0 if knows_host else 1) and drv.type_queries >= 1
+    assert not any(c[0] == "unregister" for c in drv.calls) and len(drv.live) == 1
+
+
+@pytest.mark.parametrize("already", [pinning.CUDA_ERROR_ALREADY_MAPPED, pinning.CUDA_ERROR_ALREADY_REGISTERED])
+def test_partly_pinned_memory_is_refused_whatever_the_code(already: int) -> None:
+    t = own_pages(3 * PAGE)
+    drv = FakeDriver(already=already, knows_host=False)
+    drv.foreign(t.data_ptr() + PAGE, PAGE)  # the middle page only
+    with pytest.raises(PinningError, match="partly page-locked already"):
+        pin_in_place(t, name="indices", device=CUDA0, driver=drv)
+    assert list(drv.live) == [t.data_ptr() + PAGE]
+
+
+def test_release_all_synchronises_in_the_primary_context_before_unregistering(monkeypatch: pytest.MonkeyPatch
+                                                                               ) -> None:
+    """At interpreter exit the thread may have no current context: select the device, synchronise, unregister."""
+    events: list[str] = []
+    drv = FakeDriver()
+    real_unregister = drv.unregister
+
+    def unregister(address: int) -> int:
+        events.append("unregister")
+        return real_unregister(address)
+
+    class _Device:
+        def __init__(self, device: torch.device) -> None:
+            events.append(f"device {device}")
+
+        def __enter__(self) -> None:
+            events.append("enter")
+
+        def __exit__(self, *exc: object) -> None:
+            events.append("exit")
+
+    t = pinning.aligned_copy(torch.randn(100))
+    pin_in_place(t, name="f", device=CUDA0, driver=drv)
+    monkeypatch.setattr(drv, "unregister", unregister)
+    monkeypatch.setattr(pinning, "_is_real", lambda d: True)
+    monkeypatch.setattr(torch.cuda, "device", _Device)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append(f"sync {device}"))
+    assert pinning.release_all() == []
+    assert events == ["device cuda:0", "enter", "sync cuda:0", "unregister", "exit"]
+
+
+def test_parse_maps_treats_nvidia_device_mappings_as_cuda_pinned() -> None:
+    """pin_memory()/cudaHostAlloc memory is a mapping of /dev/nvidia*: pinned already, not a file to copy."""
+    text = ("7f0000000000-7f0000200000 rw-s 00000000 00:05 1000 /dev/nvidiactl\n"
+            "7f0000200000-7f0000400000 rw-s 00000000 00:05 1001 /dev/nvidia0\n"
+            "7f0000400000-7f0000401000 rw-p 00000000 00:00 0 \n")
+    b = parse_maps(text, 0x7F0000000100, 0x1000)
+    assert (b.kind, b.path, b.writable, b.needs_care) == ("cuda-pinned", "/dev/nvidiactl", True, False)
+    assert parse_maps(text, 0x7F00001FF000, 0x2000).kind == "cuda-pinned"
+    assert parse_maps(text, 0x7F00003FF000, 0x2000).kind == "cuda-pinned"  # partly anonymous: still CUDA's
