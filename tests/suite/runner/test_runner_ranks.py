@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from accessbench.suite.cli.trace import record_trace
+from accessbench.suite.sim.trace import record_trace
 from accessbench.suite.measure.lifecycle import Config
 from accessbench.suite.measure.rank_merge import IN_PROCESS_NOTE
 from accessbench.suite.measure.records import RESULTS_FILE, read_records

@@ -10,7 +10,7 @@ import torch
 from accessbench.kernels import registry
 from accessbench.kernels.strategies.cached import PolicyConfig
 from accessbench.suite.cli import main
-from accessbench.suite.cli.trace import record_trace
+from accessbench.suite.sim.trace import record_trace
 from accessbench.suite.sim.hardware import (
     HardwareError,
     Links,
