@@ -134,7 +134,8 @@ class Telemetry:
                 result["notes"].extend(notes)
 
     def phase_hook(self, name: str) -> contextlib.AbstractContextManager[Any]:
-        """Wraps one strategy phase (timed by the strategy itself): heartbeat, and an NVTX range inside a window."""
+        """Wraps one strategy phase (timed by the strategy itself): heartbeat (the main thread's phases only: see
+        ``Heartbeat.phase``), and an NVTX range inside a window."""
         if self.heartbeat is not None:
             self.heartbeat.phase(name)
         if not self._active:

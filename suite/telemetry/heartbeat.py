@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,10 @@ class HeartbeatState:
 
 
 class Heartbeat:
-    """The writer side (in the worker); cheap enough to call at every phase."""
+    """The writer side (in the worker); cheap enough to call at every phase.
+
+    Only the thread that created it (the worker's main thread) moves the phase: a prefetch thread's phases are
+    ignored, so a crash names the phase the main thread was in (e.g. ``compute``), not the loader's ``sample``."""
 
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -58,6 +62,7 @@ class Heartbeat:
         self._phase = b""
         self._step = -1
         self._names: dict[str, bytes] = {}
+        self._owner = threading.get_ident()
         self._flush()
 
     def _flush(self) -> None:
@@ -69,7 +74,9 @@ class Heartbeat:
         self._flush()
 
     def phase(self, name: str) -> None:
-        """Enter a strategy phase (may be called from prefetch threads too)."""
+        """Enter a strategy phase; ignored when called from another thread than the owner's (a prefetch thread)."""
+        if threading.get_ident() != self._owner:
+            return
         padded = self._names.get(name)
         if padded is None:
             padded = self._names[name] = name.encode()[:_NAME].ljust(_NAME, b"\0")

@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_ALIGN_BYTES",
     "DEFAULT_TILE_WORDS",
+    "MAX_TILE_WORDS",
     "VECTOR_BYTES",
     "GatherPlan",
     "plan_gather",
@@ -35,6 +36,10 @@ __all__ = [
 VECTOR_BYTES: tuple[int, ...] = (16, 8, 4, 2, 1)
 DEFAULT_ALIGN_BYTES = 128
 DEFAULT_TILE_WORDS = 2048  # words per program iteration (rows_per_tile * block_words)
+#: The largest tile a plan uses (larger requests are capped): 8192 words is 64 words per thread at 4 warps, which
+#: compiles with some spilling; far larger tiles exceed Triton's tensor size limit or ptxas' registers and the
+#: compile fails. An alignment of 4096 B with 1-byte vectors still needs 4096-word blocks, under the cap.
+MAX_TILE_WORDS = 8192
 _MAX_ALIGN_BYTES = 4096
 _WASTE_TOLERANCE = 1.25  # accept up to 25% more lanes than the tightest block size, for fewer, wider chunks
 
@@ -125,6 +130,7 @@ def plan_gather(
 
     ``vector_bytes`` forces a width (it must divide what the addresses allow); None picks the widest.
     ``align_bytes`` is a power of two up to 4096; values below the vector width mean "no extra alignment".
+    ``tile_words`` is capped at ``MAX_TILE_WORDS`` (a larger tile would fail the kernel's compile).
     Raises ``ValueError`` naming the valid choices.
     """
     if row_bytes < 1:
@@ -137,6 +143,7 @@ def plan_gather(
         raise ValueError(f"align_bytes={align_bytes}; valid: a power of two from 1 to {_MAX_ALIGN_BYTES}")
     if not _is_pow2(tile_words) or tile_words < 16:
         raise ValueError(f"tile_words={tile_words}; valid: a power of two >= 16")
+    tile_words = min(tile_words, MAX_TILE_WORDS)
     widest = widest_vector_bytes(base_address=base_address, row_stride=row_stride, row_bytes=row_bytes,
                                  out_address=out_address)
     if vector_bytes is None:

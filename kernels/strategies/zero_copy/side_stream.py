@@ -186,13 +186,17 @@ class SideStreamLoader(BatchProducer):
     Batches come out in order, marked ``overlapped``; the consumer's stream waits for each batch's event, the tensors
     are recorded on it for the caching allocator, and then the batch's counters are added to the strategy's.
     ``stop`` waits for the thread: no launch of it may outlive the call (the caller may unregister the memory its
-    kernels read next).
+    kernels read next). The side stream waits for the caller's current stream before the thread starts.
     """
 
     def __init__(self, s: Any, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int],
                  generator: torch.Generator, depth: int) -> None:
         self.s = s
         stream = s._side if s.device.type == "cuda" else None
+        if stream is not None:
+            # before the thread starts: the side stream must see everything the caller queued so far (the pinned
+            # tables' setup, seeds, the generator's state), or its first batch could read them half written
+            stream.wait_stream(torch.cuda.current_stream(s.device))
         super().__init__(s.device, seed_batches, fanouts, generator, depth=depth, stream=stream,
                          name="accessbench-zero-copy")
 

@@ -28,7 +28,7 @@ from accessbench.kernels.registry import register
 from accessbench.kernels.sampling import sample_blocks
 from accessbench.kernels.types import AccessStats, GraphData, SampledBatch
 
-from .gather_plan import VECTOR_BYTES, GatherPlan, plan_gather, sector_bytes_per_row
+from .gather_plan import MAX_TILE_WORDS, VECTOR_BYTES, GatherPlan, plan_gather, sector_bytes_per_row
 from .pinning import (
     PinnedBuffer,
     PinningError,
@@ -80,8 +80,9 @@ class ZeroCopyOptions:
             raise ValueError("prefetch must be in [0, 16]")
         if self.chunk_mib < 1:
             raise ValueError("chunk_mib must be >= 1")
-        if self.tile_words < 16 or self.tile_words & (self.tile_words - 1):
-            raise ValueError("tile_words must be a power of two >= 16")
+        if self.tile_words < 16 or self.tile_words & (self.tile_words - 1) or self.tile_words > MAX_TILE_WORDS:
+            raise ValueError(f"tile_words must be a power of two from 16 to {MAX_TILE_WORDS} (larger tiles fail "
+                             "the kernel's compile)")
         if self.num_warps not in (1, 2, 4, 8, 16):
             raise ValueError("num_warps must be one of 1, 2, 4, 8, 16")
 
