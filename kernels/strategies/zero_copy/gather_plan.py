@@ -26,7 +26,9 @@ __all__ = [
     "DEFAULT_TILE_WORDS",
     "MAX_TILE_WORDS",
     "VECTOR_BYTES",
+    "SECTOR_BYTES",
     "GatherPlan",
+    "csr_sector_bytes",
     "plan_gather",
     "sector_bytes_per_row",
     "widest_vector_bytes",
@@ -40,6 +42,8 @@ DEFAULT_TILE_WORDS = 2048  # words per program iteration (rows_per_tile * block_
 #: compiles with some spilling; far larger tiles exceed Triton's tensor size limit or ptxas' registers and the
 #: compile fails. An alignment of 4096 B with 1-byte vectors still needs 4096-word blocks, under the cap.
 MAX_TILE_WORDS = 8192
+#: The smallest unit a GPU read of host memory moves (one L2 sector; PCIe read requests carry whole sectors).
+SECTOR_BYTES = 32
 _MAX_ALIGN_BYTES = 4096
 _WASTE_TOLERANCE = 1.25  # accept up to 25% more lanes than the tightest block size, for fewer, wider chunks
 
@@ -184,3 +188,19 @@ def sector_bytes_per_row(*, start_address: int, row_bytes: int, sector: int = 32
     """Bytes of the ``sector``-byte segments a row starting at ``start_address`` touches (reads move whole sectors)."""
     head = start_address % sector
     return -(-(head + row_bytes) // sector) * sector
+
+
+def csr_sector_bytes(frontier: list[Any], *, indptr_address: int, sampled_edges: int,
+                     indptr_entry_bytes: int = 8) -> Any:
+    """Estimated bytes of the 32-byte sectors sampling reads from a CSR in host memory: for each frontier node
+    ``v`` (a 1-D id tensor per hop; device or CPU), the two ``indptr`` entries ``[v, v + 1]`` (16 B: one sector, or
+    two where they straddle a sector boundary), plus one sector per sampled edge (each chosen index is a random read;
+    an upper bound: indices of one node that share a sector may be read once). Returns a 0-d tensor (on the ids'
+    device, summed without a host sync) plus an int, as ``tensor + int``; an int when there is no frontier."""
+    total: Any = SECTOR_BYTES * int(sampled_edges)
+    span = 2 * indptr_entry_bytes
+    for ids in frontier:
+        if ids.numel():
+            head = (ids * indptr_entry_bytes + indptr_address) % SECTOR_BYTES
+            total = ((head + span + SECTOR_BYTES - 1) // SECTOR_BYTES * SECTOR_BYTES).sum() + total
+    return total

@@ -78,8 +78,9 @@ class KernelClock:
 
 
 class BatchCounts:
-    """What serving one batch (or one call) moved: rows, bytes by tier, CSR bytes, the 32-byte-sector estimate (a
-    host int plus, for unaligned strides, a device-side sum read only in ``stats``) and the kernel launches."""
+    """What serving one batch (or one call) moved: rows, bytes by tier, CSR payload bytes, the 32-byte-sector
+    estimates of the feature rows and of the CSR reads (each a host int plus a device-side sum read only in
+    ``stats``) and the kernel launches."""
 
     def __init__(self, cuda: bool) -> None:
         self.rows = 0
@@ -88,6 +89,8 @@ class BatchCounts:
         self.csr_bytes = 0
         self.sector_bytes_host = 0
         self.sector_bytes_dev: torch.Tensor | None = None
+        self.csr_sector_bytes_host = 0
+        self.csr_sector_bytes_dev: torch.Tensor | None = None
         self.clock = KernelClock(cuda)
 
     def count_rows(self, rows: int, row_bytes: int) -> None:
@@ -106,6 +109,14 @@ class BatchCounts:
         else:
             self.sector_bytes_host += int(total)
 
+    def add_csr_sector_bytes(self, total: int | torch.Tensor) -> None:
+        """Add to the CSR reads' sector estimate, a host int or a 0-d device tensor (no sync)."""
+        if isinstance(total, torch.Tensor):
+            dev = self.csr_sector_bytes_dev
+            self.csr_sector_bytes_dev = total if dev is None else dev + total
+        else:
+            self.csr_sector_bytes_host += int(total)
+
     def absorb(self, other: BatchCounts) -> None:
         """Add ``other`` to these counters. A device-side sum is added on the current stream (which must already
         be ordered after the work that produced it) and recorded there for the caching allocator."""
@@ -115,17 +126,28 @@ class BatchCounts:
             self.add_bytes(tier, n)
         self.csr_bytes += other.csr_bytes
         self.sector_bytes_host += other.sector_bytes_host
-        dev = other.sector_bytes_dev
-        if dev is not None:
-            if dev.is_cuda:  # summed on the stream that gathered; used on this one
-                dev.record_stream(torch.cuda.current_stream(dev.device))
-            self.sector_bytes_dev = dev.clone() if self.sector_bytes_dev is None else self.sector_bytes_dev + dev
+        self.sector_bytes_dev = _add_device_sum(self.sector_bytes_dev, other.sector_bytes_dev)
+        self.csr_sector_bytes_host += other.csr_sector_bytes_host
+        self.csr_sector_bytes_dev = _add_device_sum(self.csr_sector_bytes_dev, other.csr_sector_bytes_dev)
         self.clock.absorb(other.clock)
 
     def sector_bytes(self) -> int:
-        """The sector estimate as an int (reading a device-side sum syncs the current stream)."""
+        """The feature rows' sector estimate as an int (reading a device-side sum syncs the current stream)."""
         dev = self.sector_bytes_dev
         return self.sector_bytes_host + (int(dev) if dev is not None else 0)
+
+    def csr_sector_bytes(self) -> int:
+        """The CSR reads' sector estimate as an int (reading a device-side sum syncs the current stream)."""
+        dev = self.csr_sector_bytes_dev
+        return self.csr_sector_bytes_host + (int(dev) if dev is not None else 0)
+
+
+def _add_device_sum(mine: torch.Tensor | None, other: torch.Tensor | None) -> torch.Tensor | None:
+    if other is None:
+        return mine
+    if other.is_cuda:  # summed on the stream that produced it; used on this one
+        other.record_stream(torch.cuda.current_stream(other.device))
+    return other.clone() if mine is None else mine + other
 
 
 class BatchLedger:

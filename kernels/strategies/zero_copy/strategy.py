@@ -28,7 +28,14 @@ from accessbench.kernels.registry import register
 from accessbench.kernels.sampling import sample_blocks
 from accessbench.kernels.types import AccessStats, GraphData, SampledBatch
 
-from .gather_plan import MAX_TILE_WORDS, VECTOR_BYTES, GatherPlan, plan_gather, sector_bytes_per_row
+from .gather_plan import (
+    MAX_TILE_WORDS,
+    VECTOR_BYTES,
+    GatherPlan,
+    csr_sector_bytes,
+    plan_gather,
+    sector_bytes_per_row,
+)
 from .pinning import (
     PinnedBuffer,
     PinningError,
@@ -235,11 +242,15 @@ class ZeroCopy(AccessStrategy):
         seeds = check_ids(seeds.to(self.device), g.num_nodes)
         batch = sample_blocks(self._indptr, self._indices, seeds, fanouts, generator)
         idx_size = self._indices.element_size()
-        csr = sum(16 * b.num_dst + idx_size * b.num_edges for b in batch.blocks)  # indptr pairs + chosen indices
+        csr = sum(16 * b.num_dst + idx_size * b.num_edges for b in batch.blocks)  # payload: indptr pairs + indices
+        # what the link moves for those reads: whole 32-byte sectors (dst nodes are node_ids' first num_dst)
+        sectors = csr_sector_bytes([batch.node_ids[:b.num_dst] for b in batch.blocks],
+                                   indptr_address=self._indptr.data_ptr(), sampled_edges=batch.num_edges)
         with self.counters.counting() as counts:
             counts.add_bytes("h2d", csr)
             counts.add_bytes("host", csr)
             counts.csr_bytes += csr
+            counts.add_csr_sector_bytes(sectors)
         return batch
 
     # ---- gathering ------------------------------------------------------------------------------------------------
@@ -320,6 +331,10 @@ class ZeroCopy(AccessStrategy):
     def stats(self) -> AccessStats:
         """Counters, with extras: kernel seconds and GB/s, PCIe read estimate, CSR bytes, pinning and the plan.
 
+        ``bytes_by_tier`` counts payload bytes; ``pcie_read_bytes_est`` counts the 32-byte sectors the reads move
+        (feature rows from their addresses, ``feature_sector_bytes``; CSR reads, ``csr_sector_bytes``: see
+        ``gather_plan.csr_sector_bytes``), the figure to set against NVML's PCIe RX counter.
+
         Reading the device-side sector sum syncs the current stream, on which every batch's sum was added after the
         batch's work (``BatchLedger.apply``), so the figure is complete."""
         with self.counters.lock:
@@ -328,7 +343,7 @@ class ZeroCopy(AccessStrategy):
             st.bytes_needed += t.bytes_needed
             for tier, n in t.bytes.items():
                 st.add_bytes(tier, n)
-            sectors, csr = t.sector_bytes(), t.csr_bytes
+            sectors, csr, csr_sectors = t.sector_bytes(), t.csr_bytes, t.csr_sector_bytes()
         seconds, nbytes, calls = t.clock.totals()
         plan = next(iter(self._plans.values()), None)
         st.extras.update(self._setup)
@@ -336,9 +351,10 @@ class ZeroCopy(AccessStrategy):
             "kernel_calls": calls,
             "kernel_s": seconds if calls else None,
             "kernel_gbps": nbytes / seconds / 1e9 if calls and seconds > 0 else None,
-            "pcie_read_bytes_est": sectors + csr,
+            "pcie_read_bytes_est": sectors + csr_sectors,
             "feature_sector_bytes": sectors,
             "csr_bytes": csr,
+            "csr_sector_bytes": csr_sectors,
             "plan": plan.describe() if plan is not None else None,
             "sort_ids": self.options.sort_ids,
             "max_programs": self.options.max_programs,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from accessbench.kernels.prefetch import BatchProducer
 from accessbench.kernels.strategies.zero_copy import side_stream
-from accessbench.kernels.strategies.zero_copy.gather_plan import MAX_TILE_WORDS, plan_gather
+from accessbench.kernels.strategies.zero_copy.gather_plan import MAX_TILE_WORDS, csr_sector_bytes, plan_gather
 from accessbench.kernels.strategies.zero_copy.strategy import ZeroCopyOptions
 
 
@@ -47,3 +47,28 @@ def test_tile_words_option_names_the_cap() -> None:
     assert ZeroCopyOptions(tile_words=MAX_TILE_WORDS).tile_words == MAX_TILE_WORDS
     with pytest.raises(ValueError, match=f"from 16 to {MAX_TILE_WORDS}.*compile"):
         ZeroCopyOptions(tile_words=MAX_TILE_WORDS * 2)
+
+
+@pytest.mark.parametrize(("address", "want_indptr_sectors"), [(0, 5), (8, 5), (16, 5), (24, 5), (4096 + 16, 5)])
+def test_csr_sector_arithmetic(address: int, want_indptr_sectors: int) -> None:
+    """indptr[v], indptr[v+1] (16 B) take one 32-byte sector, or two where they straddle a boundary (one id in four
+    on an 8-byte-aligned indptr); each sampled edge is one random read of at least one sector."""
+    ids = torch.arange(4)
+    got = csr_sector_bytes([ids], indptr_address=address, sampled_edges=7)
+    assert int(got) == 32 * want_indptr_sectors + 32 * 7
+    by_hand = sum(32 * (((address + 8 * v) % 32 + 16 + 31) // 32) for v in range(4))
+    assert by_hand == 32 * want_indptr_sectors
+    two_hops = csr_sector_bytes([ids, torch.tensor([3, 7, 11])], indptr_address=0, sampled_edges=10)
+    assert int(two_hops) == 32 * 5 + 32 * 6 + 32 * 10  # ids 3, 7, 11 all straddle
+    assert csr_sector_bytes([], indptr_address=0, sampled_edges=3) == 96
+    assert csr_sector_bytes([torch.empty(0, dtype=torch.int64)], indptr_address=0, sampled_edges=0) == 0
+
+
+def test_csr_sectors_exceed_the_payload_the_tiers_count() -> None:
+    """The tiers count 16 B per frontier node and 4 B per int32 index; the link moves at least 32 B for each."""
+    ids = torch.randint(0, 10**6, (1000,), generator=torch.Generator().manual_seed(0))
+    edges = 10_000
+    payload = 16 * ids.numel() + 4 * edges
+    sectors = int(csr_sector_bytes([ids], indptr_address=0x7F00_0000_0000, sampled_edges=edges))
+    assert 32 * (ids.numel() + edges) <= sectors <= 32 * (2 * ids.numel() + edges)
+    assert sectors > 5 * payload

@@ -286,7 +286,8 @@ def test_stats_with_prefetch_equal_sequential(dev) -> None:
             time.sleep(0.2)
             st = s.stats()
             it.close()
-        return st.rows, st.bytes_needed, st.bytes_by_tier, st.extras["feature_sector_bytes"], st.extras["kernel_calls"]
+        return (st.rows, st.bytes_needed, st.bytes_by_tier, st.extras["feature_sector_bytes"],
+                st.extras["kernel_calls"], st.extras["csr_sector_bytes"])  # CSR sectors summed on the device too
 
     assert run(0) == run(2)
 

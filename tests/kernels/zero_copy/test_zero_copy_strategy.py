@@ -11,6 +11,7 @@ import torch
 from accessbench.kernels import registry
 from accessbench.kernels.errors import InvalidIds, InvalidOptions, StrategyUnavailable
 from accessbench.kernels.sampling import sample_blocks
+from accessbench.kernels.strategies.zero_copy.gather_plan import csr_sector_bytes
 from accessbench.kernels.strategies.zero_copy.strategy import ZeroCopy, ZeroCopyOptions
 from accessbench.kernels.types import GraphData
 
@@ -196,7 +197,8 @@ def test_stats(zc: ZeroCopy, small_graph) -> None:
     ex = st.extras
     assert ex["kernel_calls"] == 1 and ex["kernel_s"] > 0 and ex["kernel_gbps"] > 0
     assert ex["csr_bytes"] == csr and ex["feature_sector_bytes"] >= 25 * rb
-    assert ex["pcie_read_bytes_est"] == ex["feature_sector_bytes"] + csr
+    assert ex["pcie_read_bytes_est"] == ex["feature_sector_bytes"] + ex["csr_sector_bytes"]
+    assert ex["csr_sector_bytes"] >= 32 * (5 + batch.num_edges)  # at least one sector per indptr pair and edge
     assert ex["interpreted"] is True and ex["plan"]["vector_bytes"] in (16, 8, 4)
     assert st.hit_rate() is None
 
@@ -253,6 +255,10 @@ def test_stats_cover_exactly_the_batches_received_after_reset(interpret, small_g
     assert st.bytes_by_tier == {"h2d": feat + csr, "host": feat + csr}
     assert st.extras["csr_bytes"] == csr and st.extras["kernel_calls"] == 4
     assert st.extras["feature_sector_bytes"] >= feat
+    want = sum(int(csr_sector_bytes([lb.batch.node_ids[:b.num_dst] for b in lb.batch.blocks],
+                                    indptr_address=small_graph.indptr.data_ptr(), sampled_edges=lb.batch.num_edges))
+               for lb in measured)
+    assert st.extras["csr_sector_bytes"] == want and want >= 2 * csr  # sectors, not the 16 B / 4 B payload
 
 
 @pytest.mark.interpret
