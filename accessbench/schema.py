@@ -241,6 +241,11 @@ FIELDS: tuple[Field, ...] = (
     # machine and labels
     F("env", "dict", "", "machine", "same", "machine and software stamp (docs/RESULTS.md, Machine)"),
     F("simulated", "bool", "", "labels", "same", "true for rows produced by the simulator"),
+    F("study", "str", "", "labels", "same", "the study that produced the row (`accessbench study run`), else null"),
+    F("memory_cap_bytes", "int", "bytes", "labels", "same",
+      "the worker's memory (page cache included) was capped at this many bytes"),
+    F("memory_cap_method", "str", "", "labels", "same",
+      "how the cap was applied: `cgroup-v1`, `cgroup-v2`, or `page-drop emulation` where no cgroup could be made"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

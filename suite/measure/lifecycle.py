@@ -63,8 +63,7 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
     ``heartbeat`` (in an isolated worker) is told each stage, step and phase so a crash can be located.
     """
     settings = settings or TelemetrySettings()
-    rec = Record(run_id=run_id, config_key=cfg.key, strategy=cfg.strategy, options=dict(cfg.options),
-                 workload=cfg.workload.name, mode=cfg.mode, device=cfg.device, ranks=cfg.ranks)
+    rec = cfg.new_record(run_id)
     wl = cfg.workload
     rec.steps, rec.warmup_steps = wl.steps, wl.warmup_steps
     strategy: AccessStrategy | None = None

@@ -24,13 +24,16 @@ PHASE_FIELDS = schema.PHASES
 
 
 def config_key(strategy: str, options: dict[str, Any], workload: dict[str, Any], mode: str, device: str,
-               ranks: int) -> str:
-    """A stable hash of what defines a configuration (resume and comparison key on it)."""
-    blob = json.dumps(
-        {"strategy": strategy, "options": options, "workload": workload, "mode": mode, "device": device,
-         "ranks": ranks},
-        sort_keys=True, default=str,
-    ).encode()
+               ranks: int, *, extra: dict[str, Any] | None = None) -> str:
+    """A stable hash of what defines a configuration (resume and comparison key on it).
+
+    ``extra``: further defining settings (a memory cap); absent or empty leaves the key as it always was.
+    """
+    what = {"strategy": strategy, "options": options, "workload": workload, "mode": mode, "device": device,
+            "ranks": ranks}
+    if extra:
+        what["extra"] = extra
+    blob = json.dumps(what, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
 

@@ -23,6 +23,7 @@ from accessbench.suite.measure.records import Record
 from accessbench.suite.telemetry.heartbeat import HeartbeatState, read_heartbeat
 from accessbench.suite.telemetry.settings import TelemetrySettings
 
+from .memcap import MemoryCap, MemoryCapUnavailable
 from .plugins import ENV as PLUGINS_ENV
 from .plugins import plugin_env
 
@@ -116,9 +117,8 @@ def _failed_phase(cfg: Config, hb: HeartbeatState | None) -> str:
 
 def _failed_record(cfg: Config, run_id: str, *, rc: int | None, timed_out: bool, timeout_s: float | None,
                    hb: HeartbeatState | None, log: str) -> Record:
-    rec = Record(run_id=run_id, config_key=cfg.key, strategy=cfg.strategy, options=dict(cfg.options),
-                 workload=cfg.workload.name, mode=cfg.mode, device=cfg.device, ranks=cfg.ranks, status="failed",
-                 steps=cfg.workload.steps, warmup_steps=cfg.workload.warmup_steps, worker_exit_code=rc)
+    rec = cfg.new_record(run_id, status="failed", steps=cfg.workload.steps, warmup_steps=cfg.workload.warmup_steps,
+                         worker_exit_code=rc)
     if timed_out:
         why = f"timed out after {timeout_s:g} s and was killed"
         if hb is not None and hb.age_s is not None:
@@ -160,18 +160,30 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
     if plugins:
         env[PLUGINS_ENV] = plugins
     timed_out = False
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "accessbench.suite.runner.worker", str(job_path)],
-                                stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    cap: MemoryCap | None = None
+    cap_note = None
+    if cfg.memory_cap_bytes:
         try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc, grace_s)
-        except BaseException:  # Ctrl-C or the parent being stopped: never leave a worker behind
-            _kill_group(proc, 0.0)
-            raise
+            cap = MemoryCap.create(f"accessbench-{cfg.key}-{os.getpid()}", cfg.memory_cap_bytes)
+        except MemoryCapUnavailable as exc:
+            cap_note = f"memory cap of {cfg.memory_cap_bytes} bytes not applied: {exc}"
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "accessbench.suite.runner.worker", str(job_path)],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True, preexec_fn=cap.preexec if cap else None)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc, grace_s)
+            except BaseException:  # Ctrl-C or the parent being stopped: never leave a worker behind
+                _kill_group(proc, 0.0)
+                raise
+        cap_peak = cap.peak_bytes() if cap else None
+    finally:
+        if cap is not None:
+            cap.remove()
     rc = proc.returncode
     log_text = log_path.read_text(errors="replace")
     record_path = Path(job["record"])
@@ -188,6 +200,13 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
         rec = _failed_record(cfg, run_id, rc=rc, timed_out=timed_out, timeout_s=timeout_s,
                              hb=read_heartbeat(work / "heartbeat"), log=log_text)
     rec.worker_exit_code = rc
+    if cap is not None:
+        rec.memory_cap_method = cap.method
+        rec.notes.append(f"memory capped at {cap.limit_bytes} bytes ({cap.method} cgroup {cap.path.name}); "
+                         f"the cgroup's peak: {cap_peak if cap_peak is not None else 'not reported'} bytes")
+    elif cap_note:
+        rec.memory_cap_bytes = None
+        rec.notes.append(cap_note)
     if log_text.strip():
         rec.worker_log = f"{LOG_DIR}/{log_path.name}"
     else:

@@ -182,7 +182,11 @@ def _default_executor(sweep: Sweep, profile_key: str | None) -> Executor:
         if sweep.isolate:
             return run_isolated(cfg, run_id=run_id, run_dir=sweep.run_dir, settings=settings,
                                 timeout_s=sweep.timeout_s)
-        return execute(cfg, run_id=run_id, settings=settings)
+        rec = execute(cfg, run_id=run_id, settings=settings)
+        if cfg.memory_cap_bytes:
+            rec.memory_cap_bytes = None
+            rec.notes.append("memory cap not applied: it needs a worker process (the sweep runs in-process)")
+        return rec
 
     return run
 
@@ -224,9 +228,7 @@ def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
             if on_start:
                 on_start(i, total, cfg)
             if skip_reason is not None:
-                rec = Record(run_id=sweep.run_id, config_key=cfg.key, strategy=cfg.strategy,
-                             options=dict(cfg.options), workload=cfg.workload.name, mode=cfg.mode, device=cfg.device,
-                             ranks=cfg.ranks, status="skipped", error=skip_reason)
+                rec = cfg.new_record(sweep.run_id, status="skipped", error=skip_reason)
             else:
                 rec = run(cfg, sweep.run_id)
             append_record(results, rec)

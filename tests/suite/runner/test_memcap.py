@@ -1,0 +1,66 @@
+"""The worker's memory cap: a real memory cgroup where one can be made, a labelled note where not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accessbench.suite.measure.config import Config
+from accessbench.suite.runner import memcap
+from accessbench.suite.runner.isolation import run_isolated
+from accessbench.workloads.config import Workload
+
+
+def _cfg(store: Path, cap: int | None) -> Config:
+    wl = Workload(name="t", store=str(store), mode="gather", steps=2, warmup_steps=1, gather_ids=64)
+    return Config("cpu-centric", wl, "gather", "cpu", memory_cap_bytes=cap)
+
+
+def test_the_cap_is_part_of_the_key(tiny_store: Path) -> None:
+    assert _cfg(tiny_store, None).key != _cfg(tiny_store, 1 << 30).key
+    assert _cfg(tiny_store, 1 << 30).key == _cfg(tiny_store, 1 << 30).key
+
+
+def test_no_memory_controller_is_a_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text("proc /proc proc rw 0 0\n")
+    monkeypatch.setattr(memcap, "_MOUNTS", mounts)
+    ok, why = memcap.memory_cap_available()
+    assert not ok and "no cgroup hierarchy with a memory controller" in why
+
+
+def test_v1_hierarchy_is_found_and_limit_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "memory"
+    (root / "mine").mkdir(parents=True)
+    (tmp_path / "mounts").write_text(f"cgroup {root} cgroup rw,relatime,memory 0 0\n")
+    (tmp_path / "cgroup").write_text("4:memory:/mine\n0::/\n")
+    monkeypatch.setattr(memcap, "_MOUNTS", tmp_path / "mounts")
+    monkeypatch.setattr(memcap, "_CGROUPS", tmp_path / "cgroup")
+    cap = memcap.MemoryCap.create("child", 123456)
+    assert cap.method == "cgroup-v1" and cap.path == root / "mine" / "child"
+    assert (cap.path / "memory.limit_in_bytes").read_text() == "123456"
+    for f in cap.path.iterdir():
+        f.unlink()
+    cap.remove()
+    assert not cap.path.exists()
+
+
+def test_a_capped_worker_runs_in_its_cgroup_or_says_why(tiny_store: Path, tmp_path: Path) -> None:
+    rec = run_isolated(_cfg(tiny_store, 2 << 30), run_id="r", run_dir=tmp_path, timeout_s=120)
+    assert rec.status == "ok", rec.error
+    ok, how = memcap.memory_cap_available()
+    if ok:
+        assert rec.memory_cap_bytes == 2 << 30 and rec.memory_cap_method == how
+        assert any(n.startswith(f"memory capped at {2 << 30} bytes ({how}") for n in rec.notes)
+    else:
+        assert rec.memory_cap_bytes is None and any("memory cap of" in n and how in n for n in rec.notes)
+
+
+def test_the_cap_is_real_a_worker_over_it_is_killed(tiny_store: Path, tmp_path: Path) -> None:
+    ok, how = memcap.memory_cap_available()
+    if not ok:
+        pytest.skip(f"no memory cgroup here: {how}")
+    rec = run_isolated(_cfg(tiny_store, 64 << 20), run_id="r", run_dir=tmp_path, timeout_s=120)
+    # importing torch alone needs more than 64 MiB: the kernel's OOM killer ends the worker inside its cgroup
+    assert rec.status == "failed" and rec.worker_exit_code == -9, (rec.status, rec.worker_exit_code, rec.error)
