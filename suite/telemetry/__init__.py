@@ -53,7 +53,8 @@ def gpu_meter(device: torch.device, settings: TelemetrySettings, *, trace_path: 
         return NullGpuMeter(str(exc))
     sampler = None
     if settings.power_interval_s > 0:
-        sampler = PowerSampler(nvml, handle, gpu=ids.index, path=trace_path, interval_s=settings.power_interval_s)
+        sampler = PowerSampler(nvml, handle, gpu=ids.index, path=trace_path, interval_s=settings.power_interval_s,
+                               energy=True)
     return NvmlEnergyMeter(nvml, handle, min_window_s=settings.min_energy_window_s, sampler=sampler)
 
 

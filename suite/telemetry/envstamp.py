@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["cpu_model", "driver_version", "environment", "git_commit", "gpu_stamp"]
+__all__ = ["cpu_model", "driver_version", "environment", "git_commit", "gpu_stamp", "toolchain_stamp"]
 
 
 @functools.cache
@@ -68,10 +68,12 @@ def _version(dist: str) -> str | None:
 def gpu_stamp(device: torch.device, nvml: Any = None) -> dict[str, Any]:
     """NVML facts about a CUDA ``device``: driver, power limit, clocks, PCIe generation and width.
 
-    Keys: ``driver``, ``gpu_power_limit_w``, ``gpu_power_limit_default_w``, ``gpu_sm_clock_mhz``,
+    Keys: ``driver``, ``driver_cuda`` (``12.4``), ``gpu_power_limit_w`` (enforced), ``gpu_power_limit_default_w``
+    (the board's default), ``gpu_sm_clock_mhz``,
     ``gpu_mem_clock_mhz``, ``gpu_sm_clock_max_mhz``, ``gpu_mem_clock_max_mhz``, ``pcie`` (``gen4 x16``),
-    ``pcie_gen``, ``pcie_width``, ``pcie_gen_max``, ``pcie_width_max``; where NVML is unusable, only ``nvml`` with
-    the reason.
+    ``pcie_gen``, ``pcie_width`` (read now, often at idle, when links downtrain: the energy meter notes the link
+    seen during the measured window), ``pcie_gen_max``, ``pcie_width_max``; where NVML is unusable, only ``nvml``
+    with the reason.
     """
     from .nvml import NvmlError, device_ids, load_nvml
 
@@ -100,6 +102,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "driver": None,
         "cuda": torch.version.cuda,
         "pcie": None,
+        "ptxas_cuda": None,  # CUDA of the ptxas triton assembles this device's kernels with
+        "driver_cuda": None,  # CUDA the driver supports (it refuses images of a newer one)
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -107,4 +111,17 @@ def environment(device: torch.device) -> dict[str, Any]:
         env["gpu_memory_bytes"] = props.total_memory
         env["gpu_sm_count"] = props.multi_processor_count
         env.update(gpu_stamp(device))
+        env.update({k: v for k, v in toolchain_stamp(10 * props.major + props.minor).items()
+                    if v is not None and env.get(k) is None})
     return env
+
+
+def toolchain_stamp(arch: int) -> dict[str, str | None]:
+    """``ptxas_cuda`` (triton's ptxas for sm_``arch``) and ``driver_cuda`` (``cuDriverGetVersion``), as ``12.4``;
+    None where unknown (no triton, no driver)."""
+    try:
+        from accessbench.kernels.strategies.zero_copy.toolchain import check_toolchain
+
+        return check_toolchain(arch).describe()
+    except Exception:  # noqa: BLE001 - the stamp never fails a run
+        return {"ptxas_cuda": None, "driver_cuda": None}

@@ -95,18 +95,42 @@ class Nvml:
                 float(self.call("nvmlDeviceGetClockInfo", handle, self.lib.NVML_CLOCK_MEM)))
 
     def pcie_gbps(self, handle: Any) -> tuple[float, float]:
-        """PCIe (tx, rx) throughput in GB/s over NVML's 20 ms sample (each call blocks for that long)."""
-        tx = float(self.call("nvmlDeviceGetPcieThroughput", handle, self.lib.NVML_PCIE_UTIL_TX_BYTES))
-        rx = float(self.call("nvmlDeviceGetPcieThroughput", handle, self.lib.NVML_PCIE_UTIL_RX_BYTES))
-        return tx * 1e3 / 1e9, rx * 1e3 / 1e9  # NVML reports KB/s
+        """PCIe (tx, rx) throughput in GB/s over NVML's 20 ms sample, as seen by the GPU (zero-copy reads of host
+        memory arrive as RX). Each NVML call blocks for its own 20 ms, so TX is read in a helper thread while this
+        one reads RX: both cover the same 20 ms, not two successive ones."""
+        out: dict[str, Any] = {}
+
+        def read_tx() -> None:
+            try:
+                out["tx"] = self.call("nvmlDeviceGetPcieThroughput", handle, self.lib.NVML_PCIE_UTIL_TX_BYTES)
+            except NvmlError as exc:
+                out["error"] = exc
+
+        helper = threading.Thread(target=read_tx, name="accessbench-pcie-tx", daemon=True)
+        helper.start()
+        try:
+            rx = float(self.call("nvmlDeviceGetPcieThroughput", handle, self.lib.NVML_PCIE_UTIL_RX_BYTES))
+        finally:
+            helper.join()
+        if "error" in out:
+            raise out["error"]
+        return float(out["tx"]) * 1e3 / 1e9, rx * 1e3 / 1e9  # NVML reports KB/s
+
+    def pcie_link(self, handle: Any) -> tuple[int, int]:
+        """The PCIe link's current (generation, width). Links downtrain at idle: read it while the GPU works."""
+        return (int(self.call("nvmlDeviceGetCurrPcieLinkGeneration", handle)),
+                int(self.call("nvmlDeviceGetCurrPcieLinkWidth", handle)))
 
     def stamp(self, handle: Any) -> dict[str, Any]:
         """Static facts for the environment stamp; each one that NVML cannot give is left out."""
         out: dict[str, Any] = {}
         probes: dict[str, tuple[str, tuple[Any, ...], Any]] = {
             "driver": ("nvmlSystemGetDriverVersion", (), _text),
+            "driver_cuda": ("nvmlSystemGetCudaDriverVersion", (), _cuda_version_text),
             "gpu_power_limit_w": ("nvmlDeviceGetEnforcedPowerLimit", (handle,), lambda v: v / 1000.0),
-            "gpu_power_limit_default_w": ("nvmlDeviceGetPowerManagementLimit", (handle,), lambda v: v / 1000.0),
+            # the board's default limit: nvmlDeviceGetPowerManagementLimit is the current one, possibly lowered
+            "gpu_power_limit_default_w": ("nvmlDeviceGetPowerManagementDefaultLimit", (handle,),
+                                          lambda v: v / 1000.0),
             "gpu_sm_clock_max_mhz": ("nvmlDeviceGetMaxClockInfo", (handle, self.lib.NVML_CLOCK_SM), int),
             "gpu_mem_clock_max_mhz": ("nvmlDeviceGetMaxClockInfo", (handle, self.lib.NVML_CLOCK_MEM), int),
             "gpu_sm_clock_mhz": ("nvmlDeviceGetClockInfo", (handle, self.lib.NVML_CLOCK_SM), int),
@@ -124,6 +148,14 @@ class Nvml:
         if "pcie_gen" in out and "pcie_width" in out:
             out["pcie"] = f"gen{out['pcie_gen']} x{out['pcie_width']}"
         return out
+
+
+def _cuda_version_text(value: Any) -> str:
+    """NVML's and cuDriverGetVersion's encoding: 12040 -> ``12.4``."""
+    v = int(value)
+    if v <= 0:
+        raise ValueError(f"no CUDA version ({v})")
+    return f"{v // 1000}.{v % 1000 // 10}"
 
 
 def _text(value: Any) -> str:

@@ -15,14 +15,15 @@ class TelemetrySettings:
 
     ``nvtx``: emit NVTX ranges (domain ``accessbench``). ``power_interval_s``: power sampler period (0: no sampler).
     ``min_energy_window_s``: energy windows shorter than this are repeated (up to ``max_energy_repeats`` passes of
-    the measured steps) when a meter needs long windows (NVML). ``idle_baseline``: also measure idle power for the
+    the measured steps) when a meter needs long windows (NVML; 5 s: the H100's power sensor samples only part of
+    the time, so shorter windows alias bursty steps). ``idle_baseline``: also measure idle power for the
     same duration. ``trace_dir``: where power traces and profiler traces go (None: none written).
     ``profile``: run ``profile_steps`` extra steps under torch.profiler and write a Chrome/Perfetto trace.
     """
 
     nvtx: bool = True
     power_interval_s: float = 0.1
-    min_energy_window_s: float = 1.0
+    min_energy_window_s: float = 5.0  # suite.telemetry.gpu.MIN_ENERGY_WINDOW_S
     max_energy_repeats: int = 100_000
     idle_baseline: bool = False
     trace_dir: str | None = None

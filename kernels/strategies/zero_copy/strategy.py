@@ -47,6 +47,7 @@ from .pinning import (
 )
 from .side_stream import BatchLedger, SideStreamLoader
 from .table import RowTable
+from .toolchain import Toolchain, check_toolchain
 
 __all__ = ["ZeroCopy", "ZeroCopyOptions"]
 
@@ -94,6 +95,16 @@ class ZeroCopyOptions:
             raise ValueError("num_warps must be one of 1, 2, 4, 8, 16")
 
 
+def _toolchain(device: torch.device | None) -> Toolchain | None:
+    """Triton's ptxas and the driver's CUDA for ``device`` (None: the current one); None where they cannot be
+    read (then the first launch tells)."""
+    try:
+        major, minor = torch.cuda.get_device_capability(device)
+        return check_toolchain(10 * major + minor)
+    except Exception:  # noqa: BLE001 - a broken query must not hide the strategy; the compile in prepare tells
+        return None
+
+
 def _interpreter_requested() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
 
@@ -127,6 +138,9 @@ class ZeroCopy(AccessStrategy):
             return False, "needs a CUDA device (the GPU reads pinned host memory over UVA); torch sees none"
         if not triton_available():
             return False, "needs triton for the gather kernel (pip install 'accessbench[gpu]')"
+        tc = _toolchain(None)
+        if tc is not None and tc.problem:
+            return False, tc.problem
         return True, "available"
 
     # ---- placement ------------------------------------------------------------------------------------------------
@@ -146,7 +160,14 @@ class ZeroCopy(AccessStrategy):
         self.graph, self.device = graph, device
         self._reset_counters()  # the kernel clock depends on the device
         self._setup = {"interpreted": interpreted, "materialized_bytes": 0, "pinned_bytes": 0,
-                       "read_only_bytes": 0, "already_locked_bytes": 0, "page_copied_bytes": 0}
+                       "read_only_bytes": 0, "already_locked_bytes": 0, "page_copied_bytes": 0,
+                       "ptxas_cuda": None, "driver_cuda": None}
+        if not interpreted:  # the driver must load what triton's ptxas assembles for this device's arch
+            tc = _toolchain(device)
+            if tc is not None:
+                if tc.problem:
+                    raise StrategyUnavailable(f"zero-copy: {tc.problem}")
+                self._setup.update(tc.describe())
         import accessbench.kernels.strategies.zero_copy.uva_gather  # noqa: F401  (fail here, not in the first gather, if triton is broken)
 
         if interpreted:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from accessbench.kernels.prefetch import BatchProducer
-from accessbench.kernels.strategies.zero_copy import side_stream
+from accessbench.kernels.strategies.zero_copy import side_stream, toolchain
 from accessbench.kernels.strategies.zero_copy.gather_plan import MAX_TILE_WORDS, csr_sector_bytes, plan_gather
 from accessbench.kernels.strategies.zero_copy.strategy import ZeroCopyOptions
 
@@ -72,3 +72,78 @@ def test_csr_sectors_exceed_the_payload_the_tiers_count() -> None:
     sectors = int(csr_sector_bytes([ids], indptr_address=0x7F00_0000_0000, sampled_edges=edges))
     assert 32 * (ids.numel() + edges) <= sectors <= 32 * (2 * ids.numel() + edges)
     assert sectors > 5 * payload
+
+
+# ---- triton's ptxas against the driver (item 1) -------------------------------------------------------------------
+def _tc(ptxas: tuple[int, int] | None, driver: tuple[int, int] | None, arch: int = 90) -> toolchain.Toolchain:
+    return toolchain.Toolchain(arch=arch, ptxas_path="/t/bin/ptxas-blackwell", ptxas_env=toolchain._env_name(arch),
+                               ptxas_cuda=ptxas, driver_cuda=driver)
+
+
+def test_version_parsing() -> None:
+    out = "ptxas: NVIDIA (R) Ptx optimizing assembler\nCuda compilation tools, release 13.4, V13.4.59\n"
+    assert toolchain.parse_cuda_version(out) == (13, 4)
+    assert toolchain.parse_cuda_version("nonsense") is None
+    assert toolchain.driver_cuda(12040) == (12, 4) and toolchain.driver_cuda(13010) == (13, 1)
+    assert toolchain.driver_cuda(0) is None
+    assert toolchain.version_text((12, 10)) == "12.10" and toolchain.version_text(None) is None
+
+
+@pytest.mark.parametrize(("ptxas", "driver", "refused"), [
+    ((13, 4), (12, 8), True), ((12, 9), (12, 4), True), ((12, 4), (12, 4), False), ((12, 4), (13, 0), False),
+    ((12, 10), (12, 9), True), ((12, 9), (12, 10), False), (None, (12, 4), False), ((13, 0), None, False)])
+def test_ptxas_newer_than_the_driver_is_refused(ptxas, driver, refused: bool) -> None:
+    assert (_tc(ptxas, driver).problem is not None) is refused
+
+
+def test_the_message_says_what_to_do() -> None:
+    msg = _tc((13, 4), (12, 8)).problem
+    assert msg is not None
+    for part in ("sm_90", "CUDA 13.4", "/t/bin/ptxas-blackwell", "CUDA 12.8", "device kernel image is invalid",
+                 "triton that the installed torch", "TRITON_PTXAS_BLACKWELL_PATH", "update the driver"):
+        assert part in msg, part
+    assert "TRITON_PTXAS_PATH" in _tc((12, 9), (12, 4), arch=80).problem
+    assert _tc((12, 4), (12, 8)).describe() == {"ptxas_cuda": "12.4", "driver_cuda": "12.8"}
+
+
+def test_ptxas_is_found_the_way_triton_finds_it(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    triton = pytest.importorskip("triton")
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    for arch in (80, 90):
+        path, env = toolchain.find_ptxas(arch)
+        assert path == get_ptxas(arch).path and env == ("TRITON_PTXAS_PATH" if arch < 90
+                                                          else "TRITON_PTXAS_BLACKWELL_PATH")
+        assert toolchain.ptxas_cuda_version(path) is not None  # the bundled binary runs on the CPU
+    fake = tmp_path / "ptxas"
+    fake.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.2, V12.2.140'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("TRITON_PTXAS_BLACKWELL_PATH", str(fake))
+    assert toolchain.find_ptxas(90)[0] == str(fake)  # the override is honoured, as triton honours it
+    assert toolchain.ptxas_cuda_version(str(fake)) == (12, 2)
+    assert toolchain.check_toolchain(90).ptxas_cuda == (12, 2)
+    assert triton is not None
+
+
+def test_availability_and_prepare_refuse_a_driver_older_than_ptxas(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accessbench.kernels.errors import StrategyUnavailable
+    from accessbench.kernels.strategies.zero_copy import strategy
+
+    monkeypatch.setattr(strategy, "cuda_available", lambda: True)
+    monkeypatch.setattr(strategy, "triton_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    seen: list[int] = []
+
+    def check(arch: int) -> toolchain.Toolchain:
+        seen.append(arch)
+        return _tc((13, 4), (12, 4), arch)
+
+    monkeypatch.setattr(strategy, "check_toolchain", check)
+    ok, reason = strategy.ZeroCopy.availability()
+    assert not ok and "CUDA 13.4" in reason and "CUDA 12.4" in reason and seen == [90]
+    from tests.conftest import make_graph
+
+    with pytest.raises(StrategyUnavailable, match="device kernel image is invalid"):
+        strategy.ZeroCopy().prepare(make_graph(num_nodes=10, feat_dim=4), torch.device("cuda", 0))
+    monkeypatch.setattr(strategy, "check_toolchain", lambda arch: _tc((12, 4), (12, 8), arch))
+    assert strategy.ZeroCopy.availability() == (True, "available")
