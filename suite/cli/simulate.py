@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from accessbench.kernels.strategies.cached.policies import POLICIES, PolicyConfig
-from accessbench.suite.sim.hardware import BACKING_MODELS, Links, links_from_probe, load_profile, profile_names
-from accessbench.suite.sim.simulator import SimConfig, SimResult, Trace, link_bytes, project, simulate
+from accessbench.suite.sim.hardware import BACKING_MODELS, links_from_probe, load_profile, profile_names
+from accessbench.suite.sim.simulator import SimConfig, Trace, as_record_fields, sim_record, simulate
 
 __all__ = ["HELP", "NAME", "add_arguments", "grid", "run", "sim_record"]
 
@@ -102,35 +102,6 @@ def grid(args: argparse.Namespace, trace: Trace) -> list[SimConfig]:
     return out
 
 
-def sim_record(res: SimResult, trace: Trace, links: Links | None) -> dict[str, Any]:
-    """One result record (the suite's field names where they exist), labelled ``simulated``."""
-    cfg, rb = res.config, trace.row_bytes
-    per_link = link_bytes(res, rb)
-    total = {k: sum(s[k] for r in per_link for s in r) for k in per_link[0][0]} if per_link and per_link[0] else {}
-    serial = overlap = None
-    notes = ["simulated: replay of a recorded trace, not a measurement"]
-    if links is not None:
-        serial, overlap, more = project(res, trace, links)
-        notes += more
-    rows = res.rows
-    return {
-        "simulated": True, "status": "ok", "strategy": "cached", "options": cfg.label(),
-        "workload": trace.header.get("workload"), "mode": "train", "device": "simulated", "ranks": cfg.gpus,
-        "placement": cfg.placement if cfg.gpus > 1 else "single", "policy": cfg.policy,
-        "cache_fraction": cfg.cache_fraction, "cache_rows_per_gpu": res.capacity, "steps": res.steps,
-        "rows": rows, "bytes_needed": rows * rb, "hit_rate": res.hit_rate,
-        "hit_rate_device": res.hits_device / rows if rows else None,
-        "hit_rate_peer": res.hits_peer / rows if rows else None,
-        "hit_rate_victim": res.hits_victim / rows if rows else None,
-        "bytes_device": total.get("device"), "bytes_peer": total.get("peer"), "bytes_h2d": total.get("pcie_h2d"),
-        "bytes_d2h": total.get("pcie_d2h"), "bytes_host": total.get("host"), "bytes_disk": total.get("disk"),
-        "disk_ios": total.get("disk_ios"), "bytes_peer_control": res.peer_control_bytes,
-        "admitted_rows": res.admitted, "evicted_rows": res.evicted, "admission_fetch_rows": res.admission_fetch_rows,
-        "hardware": links.name if links is not None else None,
-        "projected_epoch_s": serial, "projected_epoch_s_overlap": overlap, "notes": notes,
-    }
-
-
 def _fmt(v: Any, pct: bool = False) -> str:
     if v is None:
         return "-"
@@ -156,7 +127,7 @@ def _table(records: list[dict[str, Any]]) -> str:
 
 
 def write_records(records: list[dict[str, Any]], path: Path) -> None:
-    """``.csv`` (flat columns), ``.md`` (the printed table) or JSON lines."""
+    """``.csv`` (flat columns), ``.md`` (the printed table) or JSON lines of schema records (``simulated``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         import pandas as pd
@@ -167,8 +138,8 @@ def write_records(records: list[dict[str, Any]], path: Path) -> None:
     elif path.suffix == ".md":
         path.write_text("SIMULATED (trace replay, not measured)\n\n" + _table(records) + "\n")
     else:
-        with open(path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
+        with open(path, "w") as f:  # records of the suite's schema, labelled simulated
+            f.writelines(json.dumps(as_record_fields(r)) + "\n" for r in records)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ steps are run and discarded. A failure in any phase becomes a ``failed`` record 
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import time
 import traceback
@@ -30,7 +31,8 @@ from accessbench.workloads.config import Workload
 from accessbench.workloads.graphs import materialise
 from accessbench.workloads.store import dtype_name
 
-from . import gather, sample, train
+from . import ceiling, gather, sample, simulate, train
+from .ceiling import is_ceiling
 from .config import Config
 from .phases import PhaseFailure, in_phase
 from .records import Record
@@ -52,6 +54,20 @@ def _error_text(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _apply_memory_cap(rec: Record, cap_bytes: int) -> None:
+    """Tighten this worker's memory cgroup (made by the runner) to its footprint now + ``cap_bytes``."""
+    from .memcap import ENV, MemoryCap
+
+    cap = MemoryCap.from_env(os.environ.get(ENV))
+    if cap is None:
+        return  # in-process, or no cgroup could be made: the runner says so in the record
+    used = cap.usage_bytes()
+    limit = cap.tighten(cap_bytes)
+    rec.memory_cap_method = cap.method
+    rec.notes.append(f"memory capped after prepare: {used} bytes in use + {cap_bytes} for data = {limit} bytes "
+                     f"({cap.method}); the page cache of the store competes for the {cap_bytes}")
 
 
 def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.device], Telemetry] | None = None,
@@ -78,6 +94,12 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         device = in_phase("setup", lambda: resolve_device(cfg.device))
         rec.device = str(device)
         rec.env = environment(device)
+        trace_dir = Path(settings.trace_dir) if settings.trace_dir else None
+        if cfg.mode == "simulate":  # a simulated row: trace replay, labelled, never a measurement
+            stage("simulate")
+            in_phase("simulate", lambda: simulate.run(rec, cfg, trace_dir))
+            rec.status = "ok"
+            return rec
         stage("load_graph")
         t0 = time.perf_counter()
         graph = in_phase("load_graph", lambda: materialise(wl))
@@ -87,8 +109,8 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         stage("setup")
         options = workload_options(cfg.strategy, wl)
         options.update(cfg.options)
-        strategy = in_phase("setup", lambda: registry.create(cfg.strategy, **options))
-        trace_dir = Path(settings.trace_dir) if settings.trace_dir else None
+        if not is_ceiling(cfg.strategy):
+            strategy = in_phase("setup", lambda: registry.create(cfg.strategy, **options))
         if telemetry_factory is not None:
             telemetry = telemetry_factory(device)
             if telemetry.heartbeat is None:
@@ -98,15 +120,23 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
                                   trace_path=trace_dir / f"power_{cfg.key}.csv" if trace_dir else None)
         if telemetry.ranges_note and settings.nvtx:
             rec.notes.append(f"nvtx ranges not emitted: {telemetry.ranges_note}")
-        strategy.phase_hook = telemetry.phase_hook
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        if strategy is None:  # a ceiling row: measured on the same ids, no strategy to prepare
+            in_phase(cfg.mode, lambda: ceiling.run(rec, cfg, graph, device, telemetry))
+            rec.status = "ok"
+            return rec
+        strategy.phase_hook = telemetry.phase_hook
+        if options.get("page_cache_cap"):
+            rec.memory_cap_method = "page-drop emulation"
         stage("prepare")
         synchronize(device)
         t0 = time.perf_counter()
         in_phase("prepare", lambda: strategy.prepare(graph, device))
         synchronize(device)
         rec.prepare_s = time.perf_counter() - t0
+        if cfg.memory_cap_bytes:
+            _apply_memory_cap(rec, cfg.memory_cap_bytes)
         runner = MODES[cfg.mode]
         profile_path = None
         if settings.profile:

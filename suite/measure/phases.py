@@ -17,8 +17,8 @@ from accessbench.suite.telemetry import Telemetry
 from .records import PHASE_FIELDS, Record
 from .window import StepBody, measure, profile_pass
 
-__all__ = ["ENDLESS", "ROWS_KEY", "PhaseFailure", "capped_samples", "fill_phases", "fill_rates", "fill_stats", "in_phase",
-           "profile", "run_measured", "sync_current_stream", "warmup"]
+__all__ = ["ENDLESS", "ROWS_KEY", "PhaseFailure", "capped_samples", "fill_phases", "fill_rates", "fill_stats",
+           "in_phase", "profile", "run_measured", "sync_current_stream", "warmup"]
 
 #: Seed batches are drawn from an endless seeded stream, so measured steps can be repeated (energy windows) and
 #: pipelining strategies stay in steady state to the last measured step.
@@ -59,7 +59,7 @@ def capped_samples(values: list[float], cap: int = schema.SAMPLES_CAP) -> list[f
     return [round(v, 9) for v in values]
 
 
-def fill_phases(rec: Record, per_step: list[dict[str, float]], strategy: AccessStrategy) -> None:
+def fill_phases(rec: Record, per_step: list[dict[str, float]], strategy: AccessStrategy | None) -> None:
     """Each phase's median and p10/p90 over the steps, and its per-step samples (``samples``)."""
     for phase in PHASE_FIELDS:
         values = [s[phase] for s in per_step if phase in s]
@@ -71,7 +71,7 @@ def fill_phases(rec: Record, per_step: list[dict[str, float]], strategy: AccessS
         setattr(rec, f"{phase}_s", med)
         setattr(rec, f"{phase}_s_p10", p10)
         setattr(rec, f"{phase}_s_p90", p90)
-    if rec.mode != "sample" and rec.transfer_s is None and not strategy.has_transfer_phase:
+    if strategy is not None and rec.mode != "sample" and rec.transfer_s is None and not strategy.has_transfer_phase:
         rec.notes.append("transfer_s null: this strategy has no separate host-to-device phase on this device")
 
 

@@ -18,12 +18,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from accessbench.suite.measure.config import Config, config_from_dict, config_to_dict, record_from_dict
+from accessbench.suite.measure.memcap import ENV as MEMCAP_ENV
+from accessbench.suite.measure.memcap import MemoryCap, MemoryCapUnavailable
 from accessbench.suite.measure.records import Record
 from accessbench.suite.telemetry.heartbeat import HeartbeatState, read_heartbeat
 from accessbench.suite.telemetry.settings import TelemetrySettings
 
-from .memcap import MemoryCap, MemoryCapUnavailable
 from .plugins import ENV as PLUGINS_ENV
 from .plugins import plugin_env
 
@@ -163,8 +166,9 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
     cap: MemoryCap | None = None
     cap_note = None
     if cfg.memory_cap_bytes:
-        try:
-            cap = MemoryCap.create(f"accessbench-{cfg.key}-{os.getpid()}", cfg.memory_cap_bytes)
+        try:  # a first bound; the worker tightens it to its own footprint + the cap once prepared
+            cap = MemoryCap.create(f"accessbench-{cfg.key}-{os.getpid()}", psutil.virtual_memory().total)
+            env[MEMCAP_ENV] = cap.env
         except MemoryCapUnavailable as exc:
             cap_note = f"memory cap of {cfg.memory_cap_bytes} bytes not applied: {exc}"
     try:
@@ -202,8 +206,8 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
     rec.worker_exit_code = rc
     if cap is not None:
         rec.memory_cap_method = cap.method
-        rec.notes.append(f"memory capped at {cap.limit_bytes} bytes ({cap.method} cgroup {cap.path.name}); "
-                         f"the cgroup's peak: {cap_peak if cap_peak is not None else 'not reported'} bytes")
+        rec.notes.append(f"ran in {cap.method} memory cgroup {cap.path.name}; the cgroup's peak: "
+                         f"{cap_peak if cap_peak is not None else 'not reported'} bytes")
     elif cap_note:
         rec.memory_cap_bytes = None
         rec.notes.append(cap_note)

@@ -142,10 +142,11 @@ def repair_tail(results: Path) -> int:
         return removed
 
 
-def finished_keys(results: Path) -> set[str]:
-    """Keys of configurations with a finished (ok, failed or skipped) row."""
+def finished_keys(results: Path, *, rerun_failed: bool = False) -> set[str]:
+    """Keys of configurations with a finished row (ok, skipped, and failed unless ``rerun_failed``)."""
     rows, _ = read_records(results)
-    return {r["config_key"] for r in rows if r.get("config_key") and r.get("status") in ("ok", "failed", "skipped")}
+    final = ("ok", "skipped") if rerun_failed else ("ok", "failed", "skipped")
+    return {r["config_key"] for r in rows if r.get("config_key") and r.get("status") in final}
 
 
 @dataclass
@@ -167,6 +168,7 @@ class Sweep:
     timeout_s: float | None = DEFAULT_TIMEOUT_S
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     profile: str | None = None
+    rerun_failed: bool = False  # with resume: a failed row is not final, its configuration runs again
 
     def settings_for(self, cfg: Config, *, profile: bool = False) -> TelemetrySettings:
         """The telemetry settings of one configuration (traces into the run directory)."""
@@ -212,7 +214,7 @@ def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
     results = sweep.run_dir / RESULTS_FILE
     repair_tail(results)
     _ensure_file(results)
-    done = finished_keys(results) if sweep.resume else set()
+    done = finished_keys(results, rerun_failed=sweep.rerun_failed) if sweep.resume else set()
     todo: list[tuple[Config, str | None]] = [(c, None) for c in sweep.configs] + list(sweep.skipped)
     profile_key = None
     if sweep.profile is not None:

@@ -36,7 +36,8 @@ from accessbench.suite.measure.distributed import rank_batches
 
 from .hardware import Links, project_epoch, step_bytes
 
-__all__ = ["TRACE_FORMAT", "SimConfig", "SimResult", "Trace", "TraceError", "cache_capacity", "simulate"]
+__all__ = ["TRACE_FORMAT", "SimConfig", "SimResult", "Trace", "TraceError", "as_record_fields", "cache_capacity",
+           "sim_record", "simulate"]
 
 TRACE_FORMAT = "accessbench-trace"
 TRACE_VERSION = 1
@@ -322,3 +323,48 @@ def project(res: SimResult, trace: Trace, links: Links) -> tuple[float | None, f
     batch = int(trace.header["batch_size"])
     return project_epoch(per_link, links, num_train=num_train, batch_size=batch, gpus=res.config.gpus,
                          row_bytes=trace.row_bytes)
+
+
+def sim_record(res: SimResult, trace: Trace, links: Links | None) -> dict[str, Any]:
+    """One result record (the suite's field names where they exist), labelled ``simulated``."""
+    cfg, rb = res.config, trace.row_bytes
+    per_link = link_bytes(res, rb)
+    total = {k: sum(s[k] for r in per_link for s in r) for k in per_link[0][0]} if per_link and per_link[0] else {}
+    serial = overlap = None
+    notes = ["simulated: replay of a recorded trace, not a measurement"]
+    if links is not None:
+        serial, overlap, more = project(res, trace, links)
+        notes += more
+    rows = res.rows
+    return {
+        "simulated": True, "status": "ok", "strategy": "cached", "options": cfg.label(),
+        "workload": trace.header.get("workload"), "mode": "train", "device": "simulated", "ranks": cfg.gpus,
+        "placement": cfg.placement if cfg.gpus > 1 else "single", "policy": cfg.policy,
+        "cache_fraction": cfg.cache_fraction, "cache_rows_per_gpu": res.capacity, "steps": res.steps,
+        "rows": rows, "bytes_needed": rows * rb, "hit_rate": res.hit_rate,
+        "hit_rate_device": res.hits_device / rows if rows else None,
+        "hit_rate_peer": res.hits_peer / rows if rows else None,
+        "hit_rate_victim": res.hits_victim / rows if rows else None,
+        "bytes_device": total.get("device"), "bytes_peer": total.get("peer"), "bytes_h2d": total.get("pcie_h2d"),
+        "bytes_d2h": total.get("pcie_d2h"), "bytes_host": total.get("host"), "bytes_disk": total.get("disk"),
+        "disk_ios": total.get("disk_ios"), "bytes_peer_control": res.peer_control_bytes,
+        "admitted_rows": res.admitted, "evicted_rows": res.evicted, "admission_fetch_rows": res.admission_fetch_rows,
+        "hardware": links.name if links is not None else None,
+        "projected_epoch_s": serial, "projected_epoch_s_overlap": overlap, "notes": notes,
+    }
+
+
+def as_record_fields(sim: dict[str, Any]) -> dict[str, Any]:
+    """A simulated result (``accessbench simulate``'s row) as record fields of the schema: declared fields keep
+    their names, the simulator's own figures (policy, per-tier hit rates, projected epoch, ...) go to
+    ``access_extras``; ``simulated`` is true."""
+    from accessbench import schema
+
+    out: dict[str, Any] = {"access_extras": {}}
+    for key, value in sim.items():
+        if key in schema.FIELD_NAMES and key != "access_extras":
+            out[key] = value
+        else:
+            out["access_extras"][key] = value
+    out["simulated"] = True
+    return out

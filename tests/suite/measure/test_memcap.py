@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from accessbench.suite.measure import memcap
 from accessbench.suite.measure.config import Config
-from accessbench.suite.runner import memcap
 from accessbench.suite.runner.isolation import run_isolated
 from accessbench.workloads.config import Workload
 
@@ -52,7 +54,7 @@ def test_a_capped_worker_runs_in_its_cgroup_or_says_why(tiny_store: Path, tmp_pa
     ok, how = memcap.memory_cap_available()
     if ok:
         assert rec.memory_cap_bytes == 2 << 30 and rec.memory_cap_method == how
-        assert any(n.startswith(f"memory capped at {2 << 30} bytes ({how}") for n in rec.notes)
+        assert any(n.startswith("memory capped after prepare: ") and f"+ {2 << 30} for data" in n for n in rec.notes)
     else:
         assert rec.memory_cap_bytes is None and any("memory cap of" in n and how in n for n in rec.notes)
 
@@ -61,6 +63,24 @@ def test_the_cap_is_real_a_worker_over_it_is_killed(tiny_store: Path, tmp_path: 
     ok, how = memcap.memory_cap_available()
     if not ok:
         pytest.skip(f"no memory cgroup here: {how}")
-    rec = run_isolated(_cfg(tiny_store, 64 << 20), run_id="r", run_dir=tmp_path, timeout_s=120)
-    # importing torch alone needs more than 64 MiB: the kernel's OOM killer ends the worker inside its cgroup
-    assert rec.status == "failed" and rec.worker_exit_code == -9, (rec.status, rec.worker_exit_code, rec.error)
+    cap = memcap.MemoryCap.create(f"accessbench-test-{id(tmp_path)}", 64 << 20)
+    try:
+        # importing torch alone needs more than 64 MiB: the kernel's OOM killer ends the process inside its cgroup
+        proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.ones(1))"], preexec_fn=cap.preexec,
+                              capture_output=True, timeout=120, check=False)
+        assert proc.returncode == -9, (proc.returncode, proc.stderr[-500:])
+    finally:
+        cap.remove()
+
+
+def test_tighten_sets_the_limit_to_usage_plus_the_cap(tmp_path: Path) -> None:
+    ok, how = memcap.memory_cap_available()
+    if not ok:
+        pytest.skip(f"no memory cgroup here: {how}")
+    cap = memcap.MemoryCap.create(f"accessbench-test-t{id(tmp_path)}", 1 << 30)
+    try:
+        assert memcap.MemoryCap.from_env(cap.env).path == cap.path
+        limit = cap.tighten(8 << 20)
+        assert limit == cap.usage_bytes() + (8 << 20) == cap.limit_bytes  # empty cgroup: usage is 0
+    finally:
+        cap.remove()

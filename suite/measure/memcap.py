@@ -5,6 +5,11 @@ most the cap resident, as in Ginex's evaluation (a memory-limited container). ``
 this process's own memory cgroup (root can on most Linux machines and containers), the worker joins it before it
 runs any Python (``preexec``), and ``remove`` deletes it after the worker is gone. Where no cgroup can be made,
 ``create`` raises ``MemoryCapUnavailable`` with the reason; the caller then emulates the cap (and labels it).
+
+A configuration's ``memory_cap_bytes`` is the memory its data may use beyond the worker's own footprint: the
+parent creates the cgroup with ``limit_bytes`` as a first bound, and the worker, once its strategy is prepared (the
+graph open, the model built, the page cache dropped), ``tighten``s it to what it then uses plus the cap
+(``ENV`` tells the worker where its cgroup is).
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from pathlib import Path
 
 from accessbench.kernels.errors import AccessBenchError
 
-__all__ = ["MemoryCap", "MemoryCapUnavailable", "memory_cap_available"]
+__all__ = ["ENV", "MemoryCap", "MemoryCapUnavailable", "memory_cap_available"]
+
+#: Environment variable naming the worker's cgroup: ``METHOD:PATH``.
+ENV = "ACCESSBENCH_MEMCAP"
 
 _MOUNTS = Path("/proc/self/mounts")
 _CGROUPS = Path("/proc/self/cgroup")
@@ -93,6 +101,35 @@ class MemoryCap:
         """Move the calling process (the forked worker, before exec) into the cgroup."""
         with open(self.path / "cgroup.procs", "w") as f:
             f.write("0")
+
+    @property
+    def env(self) -> str:
+        """The ``ENV`` value that lets the worker find this cgroup."""
+        return f"{self.method}:{self.path}"
+
+    @classmethod
+    def from_env(cls, value: str | None) -> MemoryCap | None:
+        """The cgroup ``ENV`` names (None when unset)."""
+        if not value or ":" not in value:
+            return None
+        method, path = value.split(":", 1)
+        return cls(Path(path), method, 0)
+
+    @property
+    def _limit_file(self) -> str:
+        return "memory.max" if self.method == "cgroup-v2" else "memory.limit_in_bytes"
+
+    def usage_bytes(self) -> int:
+        """Memory the cgroup's processes use now (anonymous memory and page cache), bytes."""
+        name = "memory.current" if self.method == "cgroup-v2" else "memory.usage_in_bytes"
+        return int((self.path / name).read_text().split()[0])
+
+    def tighten(self, extra_bytes: int) -> int:
+        """Set the limit to the current usage + ``extra_bytes``; returns the new limit (bytes)."""
+        limit = self.usage_bytes() + extra_bytes
+        (self.path / self._limit_file).write_text(str(limit))
+        self.limit_bytes = limit
+        return limit
 
     def peak_bytes(self) -> int | None:
         """The cgroup's peak memory (v1 ``memory.max_usage_in_bytes``, v2 ``memory.peak``), if the kernel says."""
