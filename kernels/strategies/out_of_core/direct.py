@@ -18,16 +18,45 @@ from .counters import IoCounter
 from .extents import ReadPlan
 from .pagecache import filesystem_of
 
-__all__ = ["DirectFile", "odirect_refused"]
+__all__ = ["DirectFile", "check_odirect", "odirect_refused"]
+
+#: What filesystems answer O_DIRECT with when they do not support it: EINVAL (tmpfs before Linux 6.6, most),
+#: EOPNOTSUPP/ENOTSUP (some FUSE and network filesystems).
+_REFUSED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)})
 
 
-def odirect_refused(path: str | os.PathLike[str], detail: str = "") -> StrategyUnavailable:
+def odirect_refused(path: str | os.PathLike[str], detail: str = "", *, code: int = errno.EINVAL
+                    ) -> StrategyUnavailable:
     """The error for a filesystem that refuses ``O_DIRECT`` (tmpfs, some FUSE and network filesystems)."""
     fstype, mnt = filesystem_of(path)
+    name = errno.errorcode.get(code, str(code))
     return StrategyUnavailable(
-        f"O_DIRECT is refused for {path} on the {fstype} filesystem mounted at {mnt} (EINVAL{': ' + detail if detail else ''}); "
+        f"O_DIRECT is refused for {path} on the {fstype} filesystem mounted at {mnt} ({name}{': ' + detail if detail else ''}); "
         "put the store on a block-device filesystem such as ext4 or xfs, or use io=mmap"
     )
+
+
+def check_odirect(path: str | os.PathLike[str]) -> None:
+    """Raise ``StrategyUnavailable`` (naming the filesystem and what to do) unless ``path``'s filesystem accepts
+    ``O_DIRECT``: opened with it and one page-aligned page read at offset 0, as every later read will be. Called by
+    ``prepare`` so a refusal is said there, never as an EINVAL in a measured step."""
+    if not hasattr(os, "O_DIRECT"):
+        raise StrategyUnavailable("io=direct needs O_DIRECT, which this platform's os module lacks (Linux only)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno in _REFUSED:
+            raise odirect_refused(path, "at open", code=exc.errno) from None
+        raise StoreError(f"cannot open {path} for direct reads: {exc.strerror or exc}") from None
+    try:
+        probe = aligned_empty(PAGE)
+        os.preadv(fd, [writable_view(probe)], 0)
+    except OSError as exc:
+        if exc.errno in _REFUSED:
+            raise odirect_refused(path, "reading one aligned page at offset 0", code=exc.errno) from None
+        raise StoreError(f"reading {path} at offset 0 failed: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 class DirectFile:
@@ -48,8 +77,8 @@ class DirectFile:
         try:
             self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT)
         except OSError as exc:
-            if exc.errno == errno.EINVAL:
-                raise odirect_refused(self.path, "at open") from None
+            if exc.errno in _REFUSED:
+                raise odirect_refused(self.path, "at open", code=exc.errno) from None
             raise StoreError(f"cannot open {self.path} for direct reads: {exc.strerror or exc}") from None
         self.size = os.fstat(self._fd).st_size
         self._pool: ThreadPoolExecutor | None = None
@@ -100,8 +129,8 @@ class DirectFile:
         return got, calls
 
     def _raise(self, exc: OSError, offset: int) -> None:
-        if exc.errno == errno.EINVAL:
-            raise odirect_refused(self.path, f"reading at offset {offset}") from None
+        if exc.errno in _REFUSED:
+            raise odirect_refused(self.path, f"reading at offset {offset}", code=exc.errno) from None
         raise StoreError(f"reading {self.path} at offset {offset} failed: {exc.strerror or exc}") from None
 
     def read(self, plan: ReadPlan, buf: torch.Tensor) -> int:

@@ -34,6 +34,7 @@ from accessbench.kernels.types import GraphData, SampledBatch
 
 from .accounting import DiskTotals
 from .assemble import Assembler, Part
+from .direct import check_odirect
 from .hotcache import StaticCache, rank_by_degree, rank_by_presample
 from .kvikio_io import kvikio_status
 from .options import OutOfCoreOptions
@@ -97,6 +98,8 @@ class OutOfCore(AccessStrategy):
         need = ff.offset + (graph.num_nodes - 1) * ff.row_stride + ff.row_bytes if graph.num_nodes else 0
         if size < need:
             raise StoreError(f"feature file {ff.path} is missing or truncated ({size} bytes, {need} needed)")
+        if opts.io == "direct":
+            check_odirect(ff.path)  # say here, naming the filesystem, if it refuses O_DIRECT (not EINVAL later)
         if ff.row_bytes != graph.row_bytes:
             raise StoreError(f"feature file rows are {ff.row_bytes} B but the graph's rows are {graph.row_bytes} B")
         self.graph, self.device = graph, device

@@ -58,3 +58,29 @@ def test_energy_check_section_rows(tmp_path: Path) -> None:
     measured = [r for r in rows if r.metric == "GPU J/step" and r.value is not None]
     assert measured and all(r.value > 0 for r in measured)
     assert list((tmp_path / "energy").glob("power_*.csv"))
+
+
+def test_first_contact_nvml_readings_on_the_device(tmp_path: Path) -> None:
+    """Issue 11 item 9 on a GPU: the default power limit, the driver's CUDA, the PCIe link under load (not the
+    idle, downtrained one), zero-copy-like reads of host memory showing as RX, and the window's segment spread."""
+    from accessbench.suite.telemetry.envstamp import environment
+
+    device = torch.device("cuda", 0)
+    env = environment(device)
+    assert env.get("gpu_power_limit_default_w", 0) >= env.get("gpu_power_limit_w", 0) > 0
+    assert env["driver_cuda"] and env["ptxas_cuda"]  # both read (the zero-copy check compares them)
+    host = torch.randn(64 << 20, pin_memory=True)  # 256 MiB, copied in repeatedly: traffic into the GPU (RX)
+    dev = torch.empty_like(host, device=device)
+    tele = Telemetry(device, settings=TelemetrySettings(power_interval_s=0.1), ranges=NullRanges(),
+                     trace_path=tmp_path / "power.csv")
+    with tele.window("measure") as win:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 6.0:
+            dev.copy_(host, non_blocking=True)
+            torch.cuda.synchronize(device)
+    tele.close()
+    assert win["pcie_rx_gbps"] is not None and win["pcie_rx_gbps"] > win["pcie_tx_gbps"]
+    assert any(n.startswith("PCIe link during the window: gen") for n in win["notes"])
+    assert env.get("pcie_gen_max") is None or any(f"gen{env['pcie_gen_max']}" in n for n in win["notes"])
+    assert any("segments of the window" in n for n in win["notes"])
+    assert any("is an estimate" in n for n in win["notes"])
