@@ -338,3 +338,41 @@ def test_release_all_at_exit_from_a_fresh_thread(dev) -> None:
     th.start()
     th.join()
     assert errors == [[]] and pinning.pinned_bytes() == 0
+
+
+def test_triton_ptxas_fits_the_driver_and_the_largest_tile_compiles(dev) -> None:
+    """Issue 11 items 1 and 10: the driver accepts what triton's ptxas assembles for this arch (else prepare says
+    what to do), and a gather planned with the largest tile compiles and is exact."""
+    from accessbench.kernels.strategies.zero_copy import uva_gather
+    from accessbench.kernels.strategies.zero_copy.gather_plan import MAX_TILE_WORDS
+    from accessbench.kernels.strategies.zero_copy.toolchain import check_toolchain
+
+    major, minor = torch.cuda.get_device_capability(dev)
+    tc = check_toolchain(10 * major + minor)
+    assert tc.ptxas_cuda is not None and tc.driver_cuda is not None, tc
+    assert tc.problem is None, tc.problem
+    rows = random_rows(3000, 300, torch.float32)
+    table, _ = placed_table(rows, device="cpu")
+    with pin_in_place(table.data, name="t", device=dev) as buf:
+        t = RowTable(data=buf.byte_view(), num_rows=table.num_rows, row_bytes=table.row_bytes,
+                     row_stride=table.row_stride, dtype=table.dtype)
+        ids = _ids(3000, 5000, 9).to(dev)
+        out = uva_gather.gather_rows(t, ids, tile_words=1 << 20)  # capped at MAX_TILE_WORDS, never a compile error
+        assert torch.equal(out.cpu(), rows[ids.cpu()])
+    assert MAX_TILE_WORDS >= 2048
+
+
+def test_zero_copy_csr_sectors_against_nvml_rx(dev) -> None:
+    """Issue 11 item 5: the sector estimate is of the order of what NVML counts into the GPU (RX) while sampling
+    and gathering (NVML samples 20 ms in each 100 ms, so only the order of magnitude is compared)."""
+    pytest.importorskip("pynvml")
+    graph = make_graph(num_nodes=200_000, feat_dim=64, max_degree=30)
+    with registry.create("zero-copy", prefetch=0) as s:
+        s.prepare(graph, dev)
+        g = torch.Generator(device=dev).manual_seed(0)
+        s.reset_stats()
+        for i in range(50):
+            b = s.sample(torch.randint(0, 200_000, (1024,), device=dev, generator=g), [10, 10], generator=g)
+            s.gather(b.node_ids)
+        ex = s.stats().extras
+        assert ex["csr_sector_bytes"] >= 2 * ex["csr_bytes"] and ex["pcie_read_bytes_est"] > 0
