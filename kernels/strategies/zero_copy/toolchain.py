@@ -66,9 +66,11 @@ def find_ptxas(arch: int) -> tuple[str | None, str]:
     try:
         from triton.backends.nvidia.compiler import get_ptxas
 
-        return str(get_ptxas(arch).path), env
+        asked: str | None = str(get_ptxas(arch).path)
     except Exception:  # noqa: BLE001 - an older or newer triton, or none: fall back to the rule below
-        pass
+        asked = None
+    if asked:
+        return asked, env
     override = os.environ.get(env)
     if override and Path(override).is_file():
         return override, env

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.errors import StrategyUnavailable
 from accessbench.kernels.strategies.out_of_core import direct
 from accessbench.kernels.strategies.out_of_core.pagecache import filesystem_of
-
 from tests.kernels.out_of_core.ooc_support import make_store
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from accessbench.kernels.prefetch import BatchProducer
 from accessbench.kernels.strategies.zero_copy import side_stream, toolchain
 from accessbench.kernels.strategies.zero_copy.gather_plan import MAX_TILE_WORDS, csr_sector_bytes, plan_gather

@@ -4,9 +4,28 @@ energy windows, power limits, the PCIe link and throughput (pynvml mocked with a
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
+import pynvml
+import pytest
+import torch
+
+from accessbench.suite.telemetry import TelemetrySettings, envstamp
+from accessbench.suite.telemetry.gpu import (
+    MIN_ENERGY_WINDOW_S,
+    TRACE_COLUMNS,
+    NvmlEnergyMeter,
+    PowerSampler,
+    segment_powers,
+    summarise_trace,
+)
 from accessbench.suite.telemetry.heartbeat import Heartbeat, read_heartbeat
+from accessbench.suite.telemetry.meters import GPU_FIELDS
+from accessbench.suite.telemetry.nvml import DeviceIds, Nvml
+from tests.suite.telemetry.test_telemetry_nvml import fake_lib, ticks
 
 
 def test_heartbeat_names_the_main_threads_phase_not_the_loaders(tmp_path: Path) -> None:
@@ -26,27 +45,6 @@ def test_heartbeat_names_the_main_threads_phase_not_the_loaders(tmp_path: Path) 
 
 
 # ---- NVML (item 9), pynvml mocked with autospec -------------------------------------------------------------------
-import time  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-from unittest import mock  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-import pynvml  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from accessbench.suite.telemetry import TelemetrySettings, envstamp  # noqa: E402
-from accessbench.suite.telemetry.gpu import (  # noqa: E402
-    MIN_ENERGY_WINDOW_S,
-    TRACE_COLUMNS,
-    NvmlEnergyMeter,
-    PowerSampler,
-    segment_powers,
-    summarise_trace,
-)
-from accessbench.suite.telemetry.meters import GPU_FIELDS  # noqa: E402
-from accessbench.suite.telemetry.nvml import DeviceIds, Nvml  # noqa: E402
-
-from tests.suite.telemetry.test_telemetry_nvml import fake_lib, ticks  # noqa: E402
 
 
 def test_energy_windows_default_to_five_seconds() -> None:
