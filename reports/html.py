@@ -19,7 +19,7 @@ from .compare import Comparison
 from .plots import Plot
 from .tables import COLUMNS, WorkloadTable, format_value
 
-__all__ = ["Section", "render_html"]
+__all__ = ["Section", "comparison_html", "headline_html", "render_html"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;
@@ -31,6 +31,9 @@ th{background:#f3f3f3;position:sticky;top:0}td.text,th.text{text-align:left}
 td.best{background:#e3f4e1;font-weight:bold}td.best::after{content:" \\2605";color:#2e7d32}
 tr.failed td{color:#999}tr.regression td{background:#fde2e1}tr.improvement td{background:#e3f4e1}
 .note{color:#666;font-size:.9em}.warn{color:#b71c1c}
+.headline{font-size:1.1em;background:#eef4fb;border-left:4px solid #4c72b0;padding:.4em .8em;margin:.4em 0}
+.contended{background:#fff3e0;color:#e65100;font-size:.8em;padding:0 .3em;border-radius:3px;margin-left:.3em}
+tr.contended td{background:#fff8ee}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.85em}code{font-size:.9em}
 dl.stamp{display:grid;grid-template-columns:max-content auto;gap:.1em 1em}dl.stamp dt{font-weight:bold}
@@ -109,7 +112,9 @@ def workload_table_html(table: WorkloadTable) -> str:
     head.append('<th class="text">ceiling</th>')
     rows = []
     for label, row in table.frame.iterrows():
-        cells = [f'<td class="text">{esc(label)}</td>', f'<td class="text">{esc(row["status"])}</td>']
+        tag = '<span class="contended" title="other processes competed for the cores">contended</span>' \
+            if label in table.contended else ""
+        cells = [f'<td class="text">{esc(label)}{tag}</td>', f'<td class="text">{esc(row["status"])}</td>']
         for col in COLUMNS:
             best = label in table.best.get(col.title, set())
             cells.append(f'<td{" class=best" if best else ""}>{esc(format_value(row[col.title], col.digits))}</td>')
@@ -121,22 +126,31 @@ def workload_table_html(table: WorkloadTable) -> str:
 
 
 def comparison_html(comp: Comparison, base_name: str) -> str:
-    """The run-vs-run table, regressions first, with the verdict counts above it."""
+    """The run-vs-run table (configuration x metric), regressions first, with the verdict counts above it."""
     counts = ", ".join(f"{n} {v}" for v, n in comp.counts().items()) or "nothing to compare"
-    status = (f'<p class="warn"><b>{len(comp.regressions)} regression(s)</b> beyond {comp.threshold:.0%} and the '
-              f"spread of the repeats.</p>" if comp.has_regression else
-              f"<p>No regression beyond {comp.threshold:.0%} and the spread of the repeats.</p>")
+    rule = (f"beyond {comp.threshold:.0%} with the whole {comp.level:.0%} interval of the median ratio "
+            f"(quantiles where a record has no samples)")
+    status = (f'<p class="warn"><b>{len(comp.regressions)} regression(s)</b> {esc(rule)}.</p>' if comp.has_regression
+              else f"<p>No regression {esc(rule)}.</p>")
+    if comp.problem:
+        status = f'<p class="warn">{esc(comp.problem)}.</p>' + status
     t = comp.table.copy()
-    for c in ("base", "new", "base_p10", "base_p90", "new_p10", "new_p90"):
-        t[c] = t[c].astype(float) * 1e3
-    t = t.rename(columns={c: f"{c} (ms)" for c in ("base", "new", "base_p10", "base_p90", "new_p10", "new_p90")})
-    t = t.drop(columns=["config_key"])
-    t["outside_spread"] = t["outside_spread"].map({True: "yes", False: "no"})
-    cls = ["regression" if v in ("regression", "newly failing") else "improvement" if v == "improvement" else ""
-           for v in t["verdict"]]
+    for c in ("base", "new"):
+        t[c] = [v * 1e3 if m != "1/feature_gbps" else v for v, m in zip(t[c].astype(float), t["metric"])]
+    t["interval"] = [f"{lo:.3f}..{hi:.3f}" if lo == lo and hi == hi else "" for lo, hi in
+                     zip(t["ci_low"].astype(float), t["ci_high"].astype(float))]
+    t = t[["workload", "configuration", "metric", "verdict", "ratio", "interval", "base", "new", "base_n", "new_n",
+           "method", "reason"]].rename(columns={"base": "base (ms)", "new": "new (ms)"})
+    cls = ["regression" if v in ("regression", "newly failing") else "improvement" if v == "improvement" else
+           "contended" if v == "contended" else "" for v in t["verdict"]]
     return (f"<p>Against <code>{esc(base_name)}</code>: {esc(counts)}.</p>{status}"
-            + simple_table(t, text_columns=("workload", "configuration", "verdict", "metric", "outside_spread",
-                                            "base_status", "new_status"), row_class=cls, digits=4))
+            + simple_table(t, text_columns=("workload", "configuration", "verdict", "metric", "interval", "method",
+                                            "reason"), row_class=cls, digits=4))
+
+
+def headline_html(lines: Sequence[str]) -> str:
+    """The headline lines (which configuration wins, by how much, what bounds it), one paragraph each."""
+    return "".join(f'<p class="headline">{esc(line)}</p>' for line in lines)
 
 
 def stamp_html(stamp: dict[str, str]) -> str:

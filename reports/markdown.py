@@ -32,7 +32,7 @@ def _workload_md(table: WorkloadTable) -> list[str]:
     shown = [c for c in cols if table.frame[c.title].notna().any()]  # all-empty columns only add width
     rows = []
     for label, row in table.frame.iterrows():
-        cells = [str(label), str(row["status"])]
+        cells = [str(label), str(row["status"]) + (" (contended)" if label in table.contended else "")]
         for c in shown:
             text = format_value(row[c.title], c.digits)
             cells.append(f"**{text}**" if text and label in table.best.get(c.title, set()) else text)
@@ -49,26 +49,34 @@ def _workload_md(table: WorkloadTable) -> list[str]:
 def _comparison_md(comp: Comparison, base_name: str) -> list[str]:
     lines = [f"## Comparison with `{base_name}`", ""]
     counts = ", ".join(f"{n} {v}" for v, n in comp.counts().items()) or "nothing to compare"
-    lines.append(f"{counts}. Threshold {comp.threshold:.0%}, beyond the p10..p90 spread of both runs.")
+    lines.append(f"{counts}. A regression is a {comp.level:.0%} interval of the median ratio wholly above "
+                 f"{1 + comp.threshold:.2f} (quantiles where a record has no samples).")
+    if comp.problem:
+        lines.append(f"**{comp.problem}.**")
     lines.append("")
-    shown = comp.table[comp.table["verdict"].isin(("regression", "newly failing", "improvement", "within noise"))]
+    shown = comp.table[comp.table["verdict"].isin(("regression", "newly failing", "contended", "improvement"))]
     if shown.empty:
         return lines + ["No configuration changed beyond the threshold.", ""]
     rows = []
     for _, r in shown.iterrows():
-        ratio = r["ratio"]
-        rows.append([str(r["workload"]), str(r["configuration"]), str(r["verdict"]), str(r["metric"] or ""),
-                     format_value(r["base"] * 1e3 if isinstance(r["base"], float) else r["base"], 4),
-                     format_value(r["new"] * 1e3 if isinstance(r["new"], float) else r["new"], 4),
-                     "" if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)) else f"{ratio:.3f}"])
-    return lines + _table(["workload", "configuration", "verdict", "metric", "base (ms)", "new (ms)", "ratio"],
+        ratio, lo, hi = (float(r[c]) if isinstance(r[c], (int, float)) else math.nan
+                         for c in ("ratio", "ci_low", "ci_high"))
+        rows.append([str(r["workload"]), str(r["configuration"]), str(r["metric"] or ""), str(r["verdict"]),
+                     "" if math.isnan(ratio) else f"{ratio:.3f}", "" if math.isnan(lo) else f"{lo:.3f}..{hi:.3f}",
+                     str(r["reason"] or "")])
+    return lines + _table(["workload", "configuration", "metric", "verdict", "ratio", "interval", "why"],
                           rows) + [""]
 
 
 def render_markdown(*, title: str, subtitle: str, tables: Sequence[WorkloadTable], failures: pd.DataFrame,
-                    comparison: Comparison | None, base_name: str, notes: Sequence[str]) -> str:
-    """The whole ``summary.md``: per-workload tables (best in bold), comparison, failures, loading notes."""
-    lines = [f"# {title}", "", subtitle, ""]
+                    comparison: Comparison | None, base_name: str, notes: Sequence[str],
+                    headlines: Sequence[str] = (), missing: Sequence[str] = ()) -> str:
+    """The whole ``summary.md``: headlines, comparison, per-workload tables (best in bold), failures, notes."""
+    lines = [f"# {title}", ""]
+    lines += [f"**{h}**" for h in headlines] + ([""] if headlines else [])
+    lines += [subtitle, ""]
+    if missing:
+        lines += [f"Not shown: {'; '.join(missing)}.", ""]
     if comparison is not None:
         lines += _comparison_md(comparison, base_name)
     if tables:

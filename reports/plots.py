@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 
 from .ceilings import CEILING_LABELS, ceiling_value
 
-__all__ = ["Plot", "energy_plot", "hit_rate_plot", "phase_plot", "power_plot", "throughput_plot"]
+__all__ = ["Plot", "ceiling_plot", "comparison_plot", "distribution_plot", "energy_plot", "hit_rate_plot", "phase_plot",
+           "power_plot", "throughput_plot"]
 
 _STACK = ("sample", "gather", "transfer", "compute")
 _COLOURS = {"sample": "#4c72b0", "gather": "#dd8452", "transfer": "#55a868", "compute": "#c44e52"}
@@ -167,3 +168,109 @@ def power_plot(power: pd.DataFrame, labels: dict[str, str] | None = None) -> Plo
         ax.legend(fontsize="x-small")
     return Plot("power", "GPU power over time", f"{len(groups)} trace(s) sampled by the runner (NVML instant power).",
                 _render(fig))
+
+
+def _samples_of(row: Any) -> tuple[list[float], str]:
+    samples = row.get("samples")
+    if not isinstance(samples, dict):
+        return [], ""
+    for phase in ("step", "gather"):
+        vals = [float(v) for v in samples.get(phase) or [] if _finite(v)]
+        if vals:
+            return vals, phase
+    return [], ""
+
+
+def distribution_plot(results: pd.DataFrame, workload: str) -> Plot | None:
+    """Box plot of the per-step times (``samples``) of each successful configuration of ``workload`` (ms)."""
+    part = results[(results["workload"] == workload) & (results["status"] == "ok")]
+    if "samples" not in part:
+        return None
+    data = []
+    for _, r in part.sort_values("label", ascending=False).iterrows():
+        vals, phase = _samples_of(r)
+        if vals:
+            contended = r.get("contended")
+            mark = " (contended)" if contended is True or (isinstance(contended, (bool, np.bool_)) and contended) else ""
+            data.append((f"{r['label']}{mark}", [v * 1e3 for v in vals], phase))
+    if not data:
+        return None
+    fig = Figure(figsize=(8, 0.45 * len(data) + 1.4))
+    ax = fig.add_subplot()
+    ax.boxplot([d[1] for d in data], orientation="horizontal", whis=(10, 90), showfliers=True,
+               flierprops={"markersize": 3, "alpha": 0.5})
+    ax.set_yticks(range(1, len(data) + 1), [d[0] for d in data])
+    ax.set_xscale("log")
+    phases = sorted({d[2] for d in data})
+    ax.set_xlabel(f"{' / '.join(phases)} time per measured step (ms, log scale)")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    n = max(len(d[1]) for d in data)
+    return Plot(f"distribution-{workload}", f"Step-time distribution: {workload}",
+                f"Every measured step (up to {n} per configuration): box = p25..p75 with the median, whiskers = "
+                "p10..p90, dots beyond. A wide box is a noisy measurement; compare medians only where boxes are "
+                "narrow or the report's interval says so.", _render(fig))
+
+
+def ceiling_plot(summary: pd.DataFrame) -> Plot | None:
+    """Delivered feature GB/s per successful configuration, with the ceiling that bounds it as a marker."""
+    if summary.empty:
+        return None
+    part = summary[(summary["status"] == "ok") & _finite_col(summary["feature_gbps"])]
+    if part.empty:
+        return None
+    part = part.sort_values(["workload", "configuration"], ascending=False)
+    labels = [f"{w}: {c}" for w, c in zip(part["workload"], part["configuration"])]
+    fig = Figure(figsize=(8, 0.45 * len(part) + 1.4))
+    ax = fig.add_subplot()
+    ax.barh(labels, part["feature_gbps"].astype(float), color="#4c72b0", label="delivered")
+    ceil = part["ceiling_gbps"].astype(float)
+    have = np.isfinite(ceil.to_numpy())
+    if have.any():
+        ax.scatter(ceil[have], np.array(labels)[have], marker="|", s=300, color="#c44e52", zorder=3,
+                   label="ceiling (probe)")
+        for y, (c, key, g) in enumerate(zip(ceil, part["ceiling"], part["feature_gbps"].astype(float))):
+            if math.isfinite(c):
+                ax.annotate(f"{100 * g / c:.0f}% of {CEILING_LABELS.get(key, key)}", (c, y), fontsize="x-small",
+                            xytext=(4, 0), textcoords="offset points", va="center", color="dimgrey")
+    ax.set_xlabel("feature GB/s delivered (median per step)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    caption = ("Feature bytes delivered to the compute device per second; the red mark is the measured ceiling of "
+               "the data path that bounds the configuration (docs/REPORTS.md, the ceiling rule).")
+    if not have.any():
+        caption += " No ceiling was measured for these paths (no probe.json, or the probe could not measure them)."
+    return Plot("gbps-vs-ceiling", "Delivered GB/s against the ceiling", caption, _render(fig))
+
+
+def comparison_plot(table: pd.DataFrame, threshold: float) -> Plot | None:
+    """Ratio new/base per configuration and metric with its interval; dashed lines at 1 +- threshold."""
+    part = table[_finite_col(table["ratio"])] if len(table) else table
+    if part.empty:
+        return None
+    part = part.iloc[::-1]
+    labels = [f"{w}: {c} · {m}" for w, c, m in zip(part["workload"], part["configuration"], part["metric"])]
+    ratio = part["ratio"].astype(float).to_numpy()
+    lo = part["ci_low"].astype(float).to_numpy()
+    hi = part["ci_high"].astype(float).to_numpy()
+    has = np.isfinite(lo) & np.isfinite(hi)
+    colours = {"regression": "#c44e52", "improvement": "#55a868", "contended": "#dd8452"}
+    fig = Figure(figsize=(8, 0.35 * len(part) + 1.4))
+    ax = fig.add_subplot()
+    y = np.arange(len(part))
+    for i, verdict in enumerate(part["verdict"]):
+        colour = colours.get(str(verdict), "#4c72b0")
+        if has[i]:
+            ax.errorbar(ratio[i], y[i], xerr=[[ratio[i] - lo[i]], [hi[i] - ratio[i]]], fmt="o", color=colour,
+                        capsize=3, markersize=4)
+        else:
+            ax.plot(ratio[i], y[i], marker="D", color=colour, markersize=4, linestyle="none")
+    ax.set_yticks(y, labels, fontsize="small")
+    for x in (1.0 - threshold, 1.0 + threshold):
+        ax.axvline(x, linestyle="--", color="grey", linewidth=1)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("new / base (median ratio; > 1 is slower)")
+    ax.grid(axis="x", alpha=0.3)
+    return Plot("comparison", "Comparison: ratio of medians with intervals",
+                f"Each point is median(new)/median(base); bars are the 95% bootstrap interval from the per-step "
+                f"samples (diamonds: no samples, judged by quantiles). Red: regression (whole interval above "
+                f"{1 + threshold:.2f}); green: improvement; orange: contended, not judged.", _render(fig))

@@ -12,15 +12,20 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from accessbench.schema import CONTENDED_CORES
+
 from .ceilings import CEILING_LABELS, ceiling_value, relevant_ceiling
+from .intervals import LEVEL, clean_samples, ratio_interval
 
 __all__ = [
     "BASELINE_STRATEGY",
     "COLUMNS",
     "Column",
+    "Headline",
     "WorkloadTable",
     "format_value",
     "headline_time",
+    "headlines",
     "summary_frame",
     "workload_tables",
 ]
@@ -97,6 +102,7 @@ def summary_frame(results: pd.DataFrame, probe: dict[str, Any]) -> pd.DataFrame:
                 "read_amplification", "hit_rate", "rows_per_s", "edges_per_s", "row_bytes", "peak_rss_bytes",
                 "peak_device_bytes")},
             "simulated": bool(r.get("simulated", False)),
+            "contended": _flag(r.get("contended")), "cpu_others_cores": r.get("cpu_others_cores", math.nan),
             "error": r.get("error") if r["status"] != "ok" else None,
         })
     df = pd.DataFrame(rows)
@@ -120,6 +126,13 @@ class WorkloadTable:
     frame: pd.DataFrame  # index: configuration label; columns: status, ceiling, then COLUMNS titles
     best: dict[str, set[str]] = field(default_factory=dict)  # column title -> configuration labels holding the best
     notes: list[str] = field(default_factory=list)
+    contended: set[str] = field(default_factory=set)  # configuration labels whose window was contended
+
+
+def _flag(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return bool(value)
 
 
 def workload_tables(summary: pd.DataFrame) -> list[WorkloadTable]:
@@ -151,8 +164,95 @@ def workload_tables(summary: pd.DataFrame) -> list[WorkloadTable]:
         if part["simulated"].any():
             notes.append("rows marked simulated come from the simulator, not a measurement")
         modes = part["mode"].dropna().astype(str).unique()
-        tables.append(WorkloadTable(str(workload), ", ".join(modes), frame, best, notes))
+        contended = {lab for lab, c in zip(part["configuration"], part["contended"]) if c} \
+            if "contended" in part else set()
+        if contended:
+            notes.append(f"contended: other processes used more than {CONTENDED_CORES} cores during the measured "
+                         f"window of {', '.join(sorted(contended))}; their timings are suspect")
+        tables.append(WorkloadTable(str(workload), ", ".join(modes), frame, best, notes, contended))
     return tables
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The reader's question answered for one workload and mode: which configuration wins, by how much, what bounds it.
+
+    ``speedup`` is the fastest successful ``cpu-centric`` configuration's median step time over the winner's, with a
+    bootstrap interval ``[speedup_low, speedup_high]`` from the two configurations' per-step samples (NaN where
+    either has too few); ``pct_of_ceiling`` is the winner's ``feature_gbps`` as a share of ``ceiling`` (NaN when the
+    probe did not measure it). ``text`` is the one line the report, summary.md and the terminal print.
+    """
+
+    workload: str
+    mode: str
+    fastest: str
+    time_s: float
+    speedup: float
+    speedup_low: float
+    speedup_high: float
+    ceiling: str
+    ceiling_gbps: float
+    feature_gbps: float
+    pct_of_ceiling: float
+    contended: bool
+    text: str
+
+
+def _step_samples(row: Any, source: str) -> list[float]:
+    samples = row.get("samples")
+    return clean_samples(samples.get(source.removesuffix("_s"))) if isinstance(samples, dict) else []
+
+
+def headlines(results: pd.DataFrame, probe: dict[str, Any]) -> list[Headline]:
+    """One ``Headline`` per (workload, mode) with a successful configuration, fastest by median step time."""
+    out: list[Headline] = []
+    if results.empty:
+        return out
+    ok = results[results["status"] == "ok"]
+    for (workload, mode), part in ok.groupby([ok["workload"], ok["mode"].fillna("")], sort=True):
+        timed = [(headline_time(r), r) for _, r in part.iterrows()]
+        timed = [(t, r) for t, r in timed if math.isfinite(t[0]) and t[0] > 0]
+        if not timed:
+            continue
+        (t, _, _, source), win = min(timed, key=lambda x: (x[0][0], str(x[1]["label"])))
+        label = str(win["label"])
+        where = f"{workload}" + (f" ({mode})" if mode else "")
+        text = f"{where}: fastest is {label} at {t * 1e3:.3g} ms per step ({source.removesuffix('_s')})"
+        speedup = lo = hi = math.nan
+        bases = [(tt, r) for tt, r in timed if r["strategy"] == BASELINE_STRATEGY and tt[3] == source]
+        if bases:
+            (bt, _, _, _), base = min(bases, key=lambda x: x[0][0])
+            speedup = bt / t
+            ci = ratio_interval(_step_samples(win, source), _step_samples(base, source))
+            if base is win:
+                text += f", the {BASELINE_STRATEGY} baseline itself"
+            else:
+                text += f", {speedup:.2f}x {BASELINE_STRATEGY}"
+                if ci is not None:
+                    lo, hi = ci.low, ci.high
+                    text += f" ({LEVEL:.0%} interval {lo:.2f}x..{hi:.2f}x)"
+                else:
+                    text += " (no interval: too few samples)"
+        else:
+            text += f"; speed-up not computed (no successful {BASELINE_STRATEGY})"
+        key = relevant_ceiling(win)
+        ceil = ceiling_value(probe, key)
+        gbps = float(win.get("feature_gbps", math.nan))
+        pct = math.nan
+        name = CEILING_LABELS.get(key, key)
+        if ceil is not None and math.isfinite(gbps):
+            pct = 100.0 * gbps / ceil
+            text += f"; it delivers {gbps:.3g} GB/s, {pct:.3g}% of the {name} ceiling ({ceil:.3g} GB/s)"
+        elif ceil is None:
+            text += f"; bound by {name}, not measured here (no probe.json or no value)"
+        else:
+            text += f"; bound by {name} ({ceil:.3g} GB/s), feature GB/s not measured"
+        contended = _flag(win.get("contended"))
+        if contended:
+            text += " [contended: timings suspect]"
+        out.append(Headline(str(workload), str(mode), label, t, speedup, lo, hi, key,
+                            ceil if ceil is not None else math.nan, gbps, pct, contended, text + "."))
+    return out
 
 
 def format_value(value: Any, digits: int = 3) -> str:

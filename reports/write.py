@@ -16,9 +16,9 @@ from .ceilings import ceilings_frame, machine_stamp
 from .compare import DEFAULT_THRESHOLD, Comparison, compare_results
 from .load import RunData, load_run
 from .markdown import render_markdown
-from .tables import summary_frame, workload_tables
+from .tables import Headline, headlines, summary_frame, workload_tables
 
-__all__ = ["ReportPaths", "build_report", "failures_frame", "write_report"]
+__all__ = ["Report", "ReportPaths", "build_report", "failures_frame", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class ReportPaths:
     markdown: Path
     csv: Path
     comparison: Comparison | None = None
+    headlines: tuple[Headline, ...] = ()
 
     @property
     def regressions(self) -> int:
@@ -68,18 +69,27 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _plot_section(title: str, plot: plots.Plot | None, missing: str) -> H.Section:
-    return H.Section(title, H.figure_html(plot) if plot else f'<p class="note">{H.esc(missing)}</p>')
+@dataclass
+class Report:
+    """Everything ``build_report`` makes for one run: the page, the Markdown, the table, comparison, headlines."""
+
+    html: str
+    markdown: str
+    summary: pd.DataFrame
+    comparison: Comparison | None
+    headlines: list[Headline]
 
 
-def build_report(run: RunData, *, base: RunData | None = None,
-                 threshold: float = DEFAULT_THRESHOLD) -> tuple[str, str, pd.DataFrame, Comparison | None]:
-    """The HTML page, the Markdown summary, the summary table and the comparison, for a loaded run."""
+def build_report(run: RunData, *, base: RunData | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 across_machines: bool = False) -> Report:
+    """The HTML page, the Markdown summary, the summary table, the comparison and the headlines of a loaded run."""
     res = run.results
     summary = summary_frame(res, run.probe)
     tables = workload_tables(summary)
     failures = failures_frame(res)
-    comparison = compare_results(base.results, res, threshold=threshold) if base is not None else None
+    heads = headlines(res, run.probe)
+    comparison = compare_results(base.results, res, threshold=threshold, across_machines=across_machines) \
+        if base is not None else None
     status = res["status"].value_counts().to_dict()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(status.items())) or "no records"
     title = f"accessbench report: {run.run_id}"
@@ -88,7 +98,20 @@ def build_report(run: RunData, *, base: RunData | None = None,
         subtitle += " The run was interrupted: this report covers the records written so far."
 
     sections = []
-    run_body = f"<p>{H.esc(subtitle)}</p>" + "".join(f'<p class="note">{H.esc(n)}</p>' for n in run.notes)
+    optional = [  # (title, plot, why there is nothing to draw): drawn as a section, or named in one line
+        ("Throughput against row width", plots.throughput_plot(res, run.probe),
+         "no gather-mode results with a row width"),
+        ("Energy per step", plots.energy_plot(res), "no configuration measured GPU energy (needs NVML and a GPU)"),
+        ("Hit rate against cache size", plots.hit_rate_plot(res), "no cached configuration reported a hit rate "
+                                                                  "with a cache size"),
+        ("Power over time", plots.power_plot(run.power, dict(zip(res["config_key"].astype(str), res["label"]))),
+         "no power trace (power_*.csv) in this run"),
+    ]
+    missing = [f"{title.lower()} ({why})" for title, plot, why in optional if plot is None]
+    run_body = H.headline_html([h.text for h in heads])
+    run_body += f"<p>{H.esc(subtitle)}</p>" + "".join(f'<p class="note">{H.esc(n)}</p>' for n in run.notes)
+    if missing:
+        run_body += f'<p class="note">Not shown: {H.esc("; ".join(missing))}.</p>'
     sections.append(H.Section("Run", run_body))
     ceil = ceilings_frame(run.probe)
     machine = H.stamp_html(machine_stamp(res, run.probe))
@@ -99,24 +122,31 @@ def build_report(run: RunData, *, base: RunData | None = None,
         machine += '<p class="note">No probe.json in this run: ceilings (and % of ceiling) not shown.</p>'
     sections.append(H.Section("Machine and ceilings", machine))
     if comparison is not None and base is not None:
-        sections.append(H.Section("Comparison", H.comparison_html(comparison, str(base.path))))
+        comp_body = H.comparison_html(comparison, str(base.path))
+        comp_plot = plots.comparison_plot(comparison.table, comparison.threshold)
+        sections.append(H.Section("Comparison", (H.figure_html(comp_plot) if comp_plot else "") + comp_body))
     body = []
     for t in tables:
         body.append(f"<h3>{H.esc(t.workload)}{f' ({H.esc(t.mode)})' if t.mode else ''}</h3>")
         body.append(H.workload_table_html(t))
         phase = plots.phase_plot(res, t.workload)
         body.append(H.figure_html(phase) if phase else '<p class="note">No phase times measured.</p>')
+        dist = plots.distribution_plot(res, t.workload)
+        if dist:
+            body.append(H.figure_html(dist))
+        elif (res.loc[res["workload"] == t.workload, "status"] == "ok").any():
+            body.append('<p class="note">No per-step samples in these records (written before samples were '
+                        "kept): step-time distribution not shown.</p>")
     sections.append(H.Section("Strategies per workload",
                               "".join(body) or '<p class="note">No results yet.</p>', anchor="workloads"))
-    sections.append(_plot_section("Throughput against row width", plots.throughput_plot(res, run.probe),
-                                  "No gather-mode results with a row width in this run."))
-    energy_reason = "No configuration measured GPU energy (needs NVML and a GPU)."
-    sections.append(_plot_section("Energy per step", plots.energy_plot(res), energy_reason))
-    sections.append(_plot_section("Hit rate against cache size", plots.hit_rate_plot(res),
-                                  "No cached configuration reported a hit rate with a cache size."))
-    trace_labels = dict(zip(res["config_key"].astype(str), res["label"]))
-    sections.append(_plot_section("Power over time", plots.power_plot(run.power, trace_labels),
-                                  "No power trace (power_*.csv) in this run."))
+    gbps = plots.ceiling_plot(summary)
+    if gbps:
+        sections.append(H.Section("Delivered GB/s against the ceiling", H.figure_html(gbps)))
+    elif (res["status"] == "ok").any():
+        missing.append("delivered GB/s against the ceiling (no configuration measured feature GB/s)")
+    for title, plot, _ in optional:
+        if plot is not None:
+            sections.append(H.Section(title, H.figure_html(plot)))
     if len(failures):
         sections.append(H.Section("Failed and skipped", H.simple_table(
             failures.rename(columns={"label": "configuration"}),
@@ -127,12 +157,13 @@ def build_report(run: RunData, *, base: RunData | None = None,
                                   + "</ul>"))
     page = H.render_html(title=title, subtitle=subtitle, sections=sections)
     md = render_markdown(title=title, subtitle=subtitle, tables=tables, failures=failures, comparison=comparison,
-                         base_name=str(base.path) if base is not None else "", notes=[*run.notes, *mnotes])
-    return page, md, summary, comparison
+                         base_name=str(base.path) if base is not None else "", notes=[*run.notes, *mnotes],
+                         headlines=[h.text for h in heads], missing=missing)
+    return Report(page, md, summary, comparison, heads)
 
 
 def write_report(run_dir: Path, *, compare: Path | None = None, out: Path | None = None,
-                 threshold: float = DEFAULT_THRESHOLD) -> ReportPaths:
+                 threshold: float = DEFAULT_THRESHOLD, across_machines: bool = False) -> ReportPaths:
     """Write ``report.html`` (or ``out``), ``summary.md`` and ``summary.csv`` for the run in ``run_dir``.
 
     With ``compare``, the page and the summary also compare against that base run. When ``out`` is not named
@@ -140,11 +171,12 @@ def write_report(run_dir: Path, *, compare: Path | None = None, out: Path | None
     """
     run = load_run(run_dir)
     base = load_run(compare) if compare is not None else None
-    page, md, summary, comparison = build_report(run, base=base, threshold=threshold)
+    rep = build_report(run, base=base, threshold=threshold, across_machines=across_machines)
+    page, md, summary, comparison = rep.html, rep.markdown, rep.summary, rep.comparison
     html_path = Path(out) if out is not None else Path(run_dir) / "report.html"
     html_path.parent.mkdir(parents=True, exist_ok=True)
     md_path, csv_path = _sibling_paths(html_path)
     _atomic_write(html_path, page)
     _atomic_write(md_path, md)
     _atomic_write(csv_path, summary.to_csv(index=False))
-    return ReportPaths(html_path, md_path, csv_path, comparison)
+    return ReportPaths(html_path, md_path, csv_path, comparison, tuple(rep.headlines))

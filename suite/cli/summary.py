@@ -1,4 +1,9 @@
-"""The summary table printed at the end of ``accessbench run`` (rich), one row per configuration."""
+"""The summary table printed at the end of ``accessbench run`` (rich), one row per configuration, then the headline.
+
+The headline (which configuration wins, by how much, what bounds it) is computed by the report module that
+``accessbench run`` already calls (``accessbench.reports``: suite/cli -> reports, the same arrow), from the run
+directory's files, so the terminal, report.html and summary.md print the same line.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from rich.table import Table
 
 from accessbench.suite.measure.records import Record
 
-__all__ = ["fmt_seconds", "print_summary"]
+__all__ = ["fmt_seconds", "headline_lines", "print_summary"]
 
 
 def fmt_seconds(value: float | None) -> str:
@@ -49,3 +54,17 @@ def print_summary(records: Sequence[Record], run_dir: Path, *, console: Console 
     console.print(table)
     console.print(f"results: {run_dir / 'results.jsonl'}  (medians over measured steps; '-' = not measured, see notes)",
                   highlight=False)
+    for line in headline_lines(run_dir):
+        console.print(line, highlight=False, markup=False)
+
+
+def headline_lines(run_dir: Path) -> list[str]:
+    """The report's headline lines for the run in ``run_dir`` ([] when there is nothing to say or it cannot load)."""
+    from accessbench.reports import ReportError, load_run
+    from accessbench.reports.tables import headlines
+
+    try:
+        run = load_run(run_dir)
+    except (ReportError, OSError):
+        return []
+    return [h.text for h in headlines(run.results, run.probe)]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROBE", "record", "sample_records", "write_run"]
+__all__ = ["PROBE", "record", "resampled", "sample_records", "scaled", "write_run"]
 
 PROBE: dict[str, Any] = {
     "host_copy_gbps": {"value": 9.5, "unit": "GB/s", "method": "torch copy_ 256 MiB, 2 threads"},
@@ -72,3 +72,34 @@ def write_run(path: Path, records: list[dict], *, probe: dict | None = None, tor
     for name, csv in (power or {}).items():
         (path / f"power_{name}.csv").write_text(csv)
     return path
+
+
+def scaled(rec: dict, factor: float) -> dict:
+    """A copy of a real record slowed by ``factor``: every time median/p10/p90 and every per-step sample."""
+    out = json.loads(json.dumps(rec))
+    for key, value in list(out.items()):
+        if key.endswith(("_s", "_s_p10", "_s_p90")) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value * factor
+    if isinstance(out.get("samples"), dict):
+        out["samples"] = {p: [v * factor for v in vs] for p, vs in out["samples"].items()}
+    return out
+
+
+def resampled(rec: dict, seed: int) -> dict:
+    """A copy of a real record whose samples are drawn again from its own samples (with replacement, seeded).
+
+    The medians, p10 and p90 are recomputed from the drawn samples: a second run of the same code whose only
+    difference is step-to-step noise, without a second (noisy, slow) real run.
+    """
+    import random
+    import statistics
+
+    out = json.loads(json.dumps(rec))
+    rng = random.Random(seed)
+    for phase, values in (out.get("samples") or {}).items():
+        drawn = [rng.choice(values) for _ in values]
+        out["samples"][phase] = drawn
+        if len(drawn) > 1:
+            q = statistics.quantiles(drawn, n=10, method="inclusive")
+            out.update({f"{phase}_s": statistics.median(drawn), f"{phase}_s_p10": q[0], f"{phase}_s_p90": q[-1]})
+    return out

@@ -28,7 +28,7 @@ def test_full_report_renders_without_errors(tmp_path: Path) -> None:
     base = write_run(tmp_path / "base", sample_records(), probe=PROBE)
     html = write_report(run, compare=base).html
     expected = re.findall(r'<img class="figure" id="([^"]+)"', html.read_text())
-    assert len(expected) == 8
+    assert len(expected) == 10  # 8 before, plus the comparison and the GB/s-against-ceiling figures
 
     page = inspect_page(html, binary=find_chromium() or "")
 
@@ -46,7 +46,7 @@ def test_partial_run_report_renders(tmp_path: Path) -> None:
                     torn='{"strategy"')
     page = inspect_page(write_report(run).html, binary=find_chromium() or "")
     assert page.errors == []
-    assert len(page.figures) == 1 and page.figures[0]["naturalWidth"] > 0
+    assert len(page.figures) == 2 and all(f["naturalWidth"] > 0 for f in page.figures)  # phases, GB/s
 
 
 def test_the_check_catches_a_broken_page(tmp_path: Path) -> None:
