@@ -21,7 +21,8 @@ from accessbench.reports import write_report
 from accessbench.suite.measure.distributed import RankSession, launched
 from accessbench.suite.measure.lifecycle import Config
 from accessbench.suite.measure.records import Record
-from accessbench.suite.probe.ceilings import ensure_probe
+from accessbench.suite.probe.busy import busy_warning
+from accessbench.suite.probe.ceilings import ensure_probe_isolated
 from accessbench.suite.runner.isolation import DEFAULT_TIMEOUT_S
 from accessbench.suite.runner.plugins import load_plugins
 from accessbench.suite.runner.ranks import RankLeader, follow, for_ranks, shared_run_dir
@@ -156,10 +157,16 @@ def _run(args: argparse.Namespace, session: RankSession | None) -> int:
     if session is not None and not session.leader:
         return follow(session, sweep)
     console = Console(stderr=True)
+    busy = busy_warning()
+    if busy:
+        console.print(busy, highlight=False, markup=False)
     if not args.no_probe:
         disk = args.disk if args.disk is not None else graph_path(wl).parent
         disk.mkdir(parents=True, exist_ok=True)
-        ensure_probe(run_dir, reprobe=args.reprobe, disk_path=disk)
+        # in a child process, like the workers: a CUDA context made here would outlive the probe (issue 11)
+        _, problem = ensure_probe_isolated(run_dir, reprobe=args.reprobe, disk_path=disk)
+        if problem:
+            console.print(f"warning: {problem}; the report shows no ceilings", highlight=False, markup=False)
     leader = RankLeader(session, sweep) if session is not None else None
     try:
         records = _run_with_progress(sweep, console, leader)

@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ import torch
 from accessbench.kernels.device import cuda_available
 from accessbench.suite.telemetry.envstamp import cpu_model, driver_version
 
+from accessbench.schema import CONTENDED_CORES
+
+from .busy import CpuWindow
 from .disk import DISK_KEYS, disk_probes
 from .memory import Sizes, gpu_probes, host_probes
 
@@ -34,6 +39,7 @@ __all__ = [
     "PROBE_KEYS",
     "SCHEMA_VERSION",
     "ensure_probe",
+    "ensure_probe_isolated",
     "machine_identity",
     "probe_cache_dir",
     "run_probe",
@@ -84,6 +90,7 @@ def _cache_key(identity: dict[str, Any], disk_path: Path) -> str:
 def run_probe(*, quick: bool = False, disk_path: Path | None = None) -> dict[str, Any]:
     """Measure every ceiling now (about 10-20 s on a CPU-only machine; ``quick`` uses smaller buffers)."""
     t0 = time.perf_counter()
+    window = CpuWindow().start()
     sizes = Sizes.pick(quick)
     disk_path = Path(disk_path) if disk_path is not None else _default_disk_path()
     result: dict[str, Any] = {}
@@ -91,12 +98,15 @@ def run_probe(*, quick: bool = False, disk_path: Path | None = None) -> dict[str
     result.update(gpu_probes(sizes))
     result.update(disk_probes(disk_path, file_bytes=(32 if quick else 256) << 20, seconds=0.3 if quick else 1.0))
     ordered = {k: result[k] for k in PROBE_KEYS if k in result}
+    others = window.others_cores()
     ordered["meta"] = {
         "schema_version": SCHEMA_VERSION,
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": quick, "duration_s": round(time.perf_counter() - t0, 2),
         "disk_path": str(disk_path.resolve()), "machine": machine_identity(),
         "sizes": {"host_bytes": sizes.host_bytes, "gpu_bytes": sizes.gpu_bytes, "repeats": sizes.repeats},
+        "contention": {"others_cores": round(others, 3), "contended": others > CONTENDED_CORES,
+                       "threshold_cores": CONTENDED_CORES},
     }
     return ordered
 
@@ -125,7 +135,9 @@ def ensure_probe(run_dir: Path | None, *, reprobe: bool = False, disk_path: Path
     """This machine's ceilings, measured once and reused; copied to ``run_dir/probe.json`` when given.
 
     A cached probe is reused unless ``reprobe`` is set, it is unreadable or from another schema, or it was a quick
-    probe and a full one is asked for. ``meta.reused`` says which happened.
+    probe and a full one is asked for. ``meta.reused`` says which happened. A probe measured while other processes
+    used more than ``CONTENDED_CORES`` cores (``meta.contention``) is used for this run but not cached as the
+    machine's ceiling (``meta.cached`` false, with a ``meta.note``).
     """
     disk_path = Path(disk_path) if disk_path is not None else _default_disk_path()
     identity = machine_identity()
@@ -134,11 +146,47 @@ def ensure_probe(run_dir: Path | None, *, reprobe: bool = False, disk_path: Path
     if data is not None and data["meta"].get("quick") and not quick:
         data = None
     reused = data is not None
+    cached = True
     if data is None:
         data = run_probe(quick=quick, disk_path=disk_path)
-        _write(cache_file, data)
-    data["meta"] = {**data["meta"], "reused": reused, "cache_file": str(cache_file)}
+        contention = data["meta"].get("contention") or {}
+        if contention.get("contended"):
+            cached = False
+            data["meta"]["note"] = (f"contended: other processes used {contention.get('others_cores')} cores while "
+                                    "it measured; used for this run only, not cached as this machine's ceiling")
+        else:
+            _write(cache_file, data)
+    data["meta"] = {**data["meta"], "reused": reused, "cached": cached, "cache_file": str(cache_file)}
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         _write(Path(run_dir) / PROBE_FILE, data)
     return data
+
+
+def ensure_probe_isolated(run_dir: Path, *, reprobe: bool = False, disk_path: Path | None = None,
+                          timeout_s: float = 600.0) -> tuple[dict[str, Any], str | None]:
+    """``ensure_probe`` in a child process (``python -m accessbench probe RUN_DIR --json``); (probe, problem).
+
+    The GPU ceilings need a CUDA context; made in the parent, it would stay for the whole sweep, and under the
+    EXCLUSIVE_PROCESS compute mode no worker could then create its own. The child exits and takes its context with
+    it, exactly like the per-configuration workers. On failure the probe is ``{}`` and ``problem`` says why (one
+    line): the run goes on and the report says the ceilings are missing.
+    """
+    cmd = [sys.executable, "-m", "accessbench", "probe", str(run_dir), "--json"]
+    if disk_path is not None:
+        cmd += ["--disk", str(disk_path)]
+    if not reprobe:
+        cmd.append("--cached")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return {}, f"the probe did not finish in {timeout_s:g} s"
+    except OSError as exc:
+        return {}, f"the probe could not start: {exc}"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return {}, f"the probe failed: {last}"
+    data = _read(Path(run_dir) / PROBE_FILE)
+    if data is None:
+        return {}, f"the probe wrote no readable {PROBE_FILE}"
+    return data, None

@@ -50,6 +50,7 @@ def test_run_probe_quick_measures_every_key(tmp_path: Path, no_fio: None) -> Non
         assert "no CUDA device" in data["h2d_pinned_gbps"]["reason"]
     meta = data["meta"]
     assert meta["quick"] is True and meta["machine"]["hostname"] and meta["disk_path"] == str(tmp_path.resolve())
+    assert meta["contention"]["others_cores"] >= 0 and isinstance(meta["contention"]["contended"], bool)
     assert not list(tmp_path.iterdir())  # the disk test file is gone
     json.dumps(data)  # serialisable as is
 
