@@ -84,6 +84,29 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
     return schema.read_results(run_dir / schema.RESULTS_FILE).rows
 
 
+def sweep(pairs: list[tuple[Path, Path]], thresholds: tuple[float, ...]) -> list[dict[str, Any]]:
+    """Pairs on which the gate fires, per threshold, with the contention rule and with contended rows judged too."""
+    from accessbench.reports.compare import compare_results
+    from accessbench.reports.load import records_frame
+
+    loaded = [(_records(a), _records(b)) for a, b in pairs]
+    out = []
+    for ignore in (False, True):
+        for t in thresholds:
+            row: dict[str, Any] = {"threshold": t, "contended_judged": ignore}
+            for name, factor in {"same code": 1.0, **{f"planted x{f:g}": f for f in FACTORS}}.items():
+                fired = 0
+                for base, new in loaded:
+                    if ignore:
+                        base = [{**r, "contended": False} for r in base]
+                        new = [{**r, "contended": False} for r in new]
+                    new = [plant(r, factor) if factor != 1.0 else r for r in new]
+                    fired += compare_results(records_frame(base), records_frame(new), threshold=t).has_regression
+                row[name] = fired
+            out.append(row)
+    return out
+
+
 def analyse(pairs: list[tuple[Path, Path]], *, threshold: float) -> dict[str, Any]:
     """Gate outcomes over ``pairs``: same code, and B slowed by each of ``FACTORS``."""
     from accessbench.reports.compare import compare_results
@@ -165,6 +188,15 @@ def main(argv: list[str] | None = None) -> int:
         rng = f"{lo:.3f}..{hi:.3f}" if lo is not None else "-"
         print(f"| {name} | {case['gate_fired']} / {len(pairs)} | {case['rows_regression']} / {case['rows']} | "
               f"{case['rows_contended']} | {rng} |")
+    thresholds = tuple(sorted({args.threshold, 0.10, 0.20, 0.30, 0.50}))
+    result["sweep"] = sweep(pairs, thresholds)
+    print()
+    print("| threshold | contended rows | same code: gate fired | x1.1 detected | x1.2 detected |")
+    print("|---|---|---|---|---|")
+    for row in result["sweep"]:
+        how = "judged too" if row["contended_judged"] else "not judged (default)"
+        print(f"| {row['threshold']:.0%} | {how} | {row['same code']} / {len(pairs)} | {row['planted x1.1']} / "
+              f"{len(pairs)} | {row['planted x1.2']} / {len(pairs)} |")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

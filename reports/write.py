@@ -107,7 +107,7 @@ def build_report(run: RunData, *, base: RunData | None = None, threshold: float 
         ("Power over time", plots.power_plot(run.power, dict(zip(res["config_key"].astype(str), res["label"]))),
          "no power trace (power_*.csv) in this run"),
     ]
-    missing = [f"{title.lower()} ({why})" for title, plot, why in optional if plot is None]
+    missing = [f"{name.lower()} ({why})" for name, plot, why in optional if plot is None]
     run_body = H.headline_html([h.text for h in heads])
     run_body += f"<p>{H.esc(subtitle)}</p>" + "".join(f'<p class="note">{H.esc(n)}</p>' for n in run.notes)
     if missing:
@@ -144,9 +144,9 @@ def build_report(run: RunData, *, base: RunData | None = None, threshold: float 
         sections.append(H.Section("Delivered GB/s against the ceiling", H.figure_html(gbps)))
     elif (res["status"] == "ok").any():
         missing.append("delivered GB/s against the ceiling (no configuration measured feature GB/s)")
-    for title, plot, _ in optional:
+    for name, plot, _ in optional:
         if plot is not None:
-            sections.append(H.Section(title, H.figure_html(plot)))
+            sections.append(H.Section(name, H.figure_html(plot)))
     if len(failures):
         sections.append(H.Section("Failed and skipped", H.simple_table(
             failures.rename(columns={"label": "configuration"}),
