@@ -9,7 +9,6 @@ steps are run and discarded. A failure in any phase becomes a ``failed`` record 
 from __future__ import annotations
 
 import dataclasses
-import os
 import resource
 import time
 import traceback
@@ -56,20 +55,6 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def _apply_memory_cap(rec: Record, cap_bytes: int) -> None:
-    """Tighten this worker's memory cgroup (made by the runner) to its footprint now + ``cap_bytes``."""
-    from .memcap import ENV, MemoryCap
-
-    cap = MemoryCap.from_env(os.environ.get(ENV))
-    if cap is None:
-        return  # in-process, or no cgroup could be made: the runner says so in the record
-    used = cap.usage_bytes()
-    limit = cap.tighten(cap_bytes)
-    rec.memory_cap_method = cap.method
-    rec.notes.append(f"memory capped after prepare: {used} bytes in use + {cap_bytes} for data = {limit} bytes "
-                     f"({cap.method}); the page cache of the store competes for the {cap_bytes}")
-
-
 def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.device], Telemetry] | None = None,
             verify: bool = True, settings: TelemetrySettings | None = None,
             heartbeat: Heartbeat | None = None) -> Record:
@@ -107,7 +92,7 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         rec.num_nodes, rec.num_edges, rec.feat_dim = graph.num_nodes, graph.num_edges, graph.feat_dim
         rec.dtype, rec.row_bytes = dtype_name(graph.dtype), graph.row_bytes
         stage("setup")
-        options = workload_options(cfg.strategy, wl)
+        options = {} if is_ceiling(cfg.strategy) else workload_options(cfg.strategy, wl)
         options.update(cfg.options)
         if not is_ceiling(cfg.strategy):
             strategy = in_phase("setup", lambda: registry.create(cfg.strategy, **options))
@@ -135,8 +120,6 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         in_phase("prepare", lambda: strategy.prepare(graph, device))
         synchronize(device)
         rec.prepare_s = time.perf_counter() - t0
-        if cfg.memory_cap_bytes:
-            _apply_memory_cap(rec, cfg.memory_cap_bytes)
         runner = MODES[cfg.mode]
         profile_path = None
         if settings.profile:

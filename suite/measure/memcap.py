@@ -6,10 +6,10 @@ this process's own memory cgroup (root can on most Linux machines and containers
 runs any Python (``preexec``), and ``remove`` deletes it after the worker is gone. Where no cgroup can be made,
 ``create`` raises ``MemoryCapUnavailable`` with the reason; the caller then emulates the cap (and labels it).
 
-A configuration's ``memory_cap_bytes`` is the memory its data may use beyond the worker's own footprint: the
-parent creates the cgroup with ``limit_bytes`` as a first bound, and the worker, once its strategy is prepared (the
-graph open, the model built, the page cache dropped), ``tighten``s it to what it then uses plus the cap
-(``ENV`` tells the worker where its cgroup is).
+A configuration's ``memory_cap_bytes`` is the memory file pages (the store, the CSR) may hold beyond the worker's
+anonymous memory: the parent creates the cgroup with ``limit_bytes`` as a first bound, and the worker, as its
+measured window opens (model, optimiser and warm-up buffers allocated), ``tighten``s it to its anonymous memory plus
+the cap (``ENV`` tells the worker where its cgroup is).
 """
 
 from __future__ import annotations
@@ -124,9 +124,22 @@ class MemoryCap:
         name = "memory.current" if self.method == "cgroup-v2" else "memory.usage_in_bytes"
         return int((self.path / name).read_text().split()[0])
 
-    def tighten(self, extra_bytes: int) -> int:
-        """Set the limit to the current usage + ``extra_bytes``; returns the new limit (bytes)."""
-        limit = self.usage_bytes() + extra_bytes
+    def anon_bytes(self) -> int:
+        """Anonymous memory of the cgroup's processes (``memory.stat``: v1 ``rss``, v2 ``anon``), bytes."""
+        wanted = "anon" if self.method == "cgroup-v2" else "rss"
+        for line in (self.path / "memory.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == wanted:
+                return int(value)
+        raise MemoryCapUnavailable(f"{self.path}/memory.stat has no {wanted!r} line")
+
+    def tighten(self, extra_bytes: int, *, base: int | None = None) -> int:
+        """Set the limit to ``base`` (default: the current usage) + ``extra_bytes``; returns the new limit (bytes).
+
+        A limit under the current usage makes the kernel reclaim page cache first (and OOM-kill only when anonymous
+        memory alone is over it).
+        """
+        limit = (self.usage_bytes() if base is None else base) + extra_bytes
         (self.path / self._limit_file).write_text(str(limit))
         self.limit_bytes = limit
         return limit

@@ -9,6 +9,7 @@ an idle device for as long, so energy above idle can be reported. The profiled p
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from accessbench.suite.telemetry import Telemetry
 from accessbench.suite.telemetry.ranges import TorchProfilerRanges
 
 from .distributed import all_true
+from .memcap import ENV as MEMCAP_ENV
+from .memcap import MemoryCap
 from .records import Record
 
 __all__ = ["StepBody", "mark_contention", "measure", "profile_pass"]
@@ -49,6 +52,8 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
     settings = telemetry.settings
     min_window = telemetry.min_window_s
     per_step: list[dict[str, float]] = []
+    if rec.memory_cap_bytes:
+        apply_memory_cap(rec, rec.memory_cap_bytes)
     telemetry.stage("measure")
     passes = 0
     with telemetry.window("measure") as win:
@@ -82,6 +87,22 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
     if not defer_idle:
         finish_idle(rec, telemetry)
     return per_step
+
+
+def apply_memory_cap(rec: Record, cap_bytes: int) -> None:
+    """Tighten this worker's memory cgroup (made by the runner) to its anonymous memory + ``cap_bytes``.
+
+    Done as the measured window opens: the model, the optimiser and a warm-up step's buffers are allocated by then,
+    so the cap bounds what file pages (the store, the CSR) may keep resident, as a memory-capped container does.
+    """
+    cap = MemoryCap.from_env(os.environ.get(MEMCAP_ENV))
+    if cap is None:
+        return  # in-process, or no cgroup could be made: the runner says so in the record
+    anon = cap.anon_bytes()
+    limit = cap.tighten(cap_bytes, base=anon)
+    rec.memory_cap_method = cap.method
+    rec.notes.append(f"memory capped as the measured window opened: {anon} bytes of anonymous memory + {cap_bytes} "
+                     f"for file pages (store and CSR) = {limit} bytes ({cap.method})")
 
 
 def mark_contention(rec: Record, cores: int | None = None) -> None:

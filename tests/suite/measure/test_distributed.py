@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
+
 from accessbench.suite.cli import main
 from accessbench.suite.measure import distributed
 from accessbench.suite.measure.distributed import RankError, batch_rank, rank_and_world, rank_batches, rank_seed

@@ -54,7 +54,8 @@ def test_a_capped_worker_runs_in_its_cgroup_or_says_why(tiny_store: Path, tmp_pa
     ok, how = memcap.memory_cap_available()
     if ok:
         assert rec.memory_cap_bytes == 2 << 30 and rec.memory_cap_method == how
-        assert any(n.startswith("memory capped after prepare: ") and f"+ {2 << 30} for data" in n for n in rec.notes)
+        assert any(n.startswith("memory capped as the measured window opened: ") and f"+ {2 << 30} for file pages" in n
+                   for n in rec.notes)
     else:
         assert rec.memory_cap_bytes is None and any("memory cap of" in n and how in n for n in rec.notes)
 
@@ -82,5 +83,6 @@ def test_tighten_sets_the_limit_to_usage_plus_the_cap(tmp_path: Path) -> None:
         assert memcap.MemoryCap.from_env(cap.env).path == cap.path
         limit = cap.tighten(8 << 20)
         assert limit == cap.usage_bytes() + (8 << 20) == cap.limit_bytes  # empty cgroup: usage is 0
+        assert cap.anon_bytes() == 0 and cap.tighten(4 << 20, base=1 << 20) == 5 << 20
     finally:
         cap.remove()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from accessbench.stats import summarise
 from accessbench.suite.measure.phases import ROWS_KEY
 from accessbench.suite.measure.phases import fill_rates as _fill_rates
