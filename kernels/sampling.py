@@ -35,6 +35,8 @@ _POS = 1 << 30
 _EMPTY = (1 << 31) - 1
 #: Fanouts above this detect repeated draws by a per-row sort instead of all-pairs compares.
 _PAIRWISE_MAX = 32
+#: Draw grids (rows x fanout) at least this large resolve Floyd's steps one by one (fewer, larger ops).
+_STEPWISE_MIN = 16384
 #: Free tables kept per (device, number of nodes); at most this many keys are kept.
 _POOL_KEYS = 4
 
@@ -133,31 +135,42 @@ def _compact(values: torch.Tensor, slot: torch.Tensor, size: int) -> torch.Tenso
 # --------------------------------------------------------------------------------------------------- draws
 
 
-def _floyd_offsets(deg: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+def _floyd(deg: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """k distinct offsets in ``[0, deg)`` per row, uniform over k-subsets, column-major (int64 ``[k, n]``: draw i
-    of row r at ``[i, r]``); rows with ``deg <= k`` get ``0..k-1`` (the caller keeps the first ``deg``).
+    of row r at ``[i, r]``). Only rows with ``deg > k`` get meaningful values.
 
-    Floyd's algorithm draws ``t_i`` uniform in ``[0, j_i]``, ``j_i = d - k + i``, and keeps ``t_i`` unless it was
-    already chosen, in which case it keeps ``j_i``. ``t_i`` was already chosen iff it equals an earlier draw ``t_m``
-    (``repeat_i``), or it equals ``j_m`` for the one ``m = t_i - (d - k) < i`` and step m collided. That is a pointer
-    chain to strictly smaller steps, resolved for all steps at once by pointer doubling (log2 k gathers), so no op
-    runs once per step.
+    Robert Floyd's algorithm: step i draws ``t_i`` uniform in ``[0, j_i]``, ``j_i = d - k + i``, and keeps ``t_i``
+    unless it was already chosen, in which case it keeps ``j_i``. All draws come first (one ``rand``), so the
+    result depends only on them; the resolution runs either step by step over rows (k small ops on ``[n]``, cheap
+    for many rows) or for all steps at once (``_resolve_all_steps``, fewer ops, for few rows): same result.
     """
     n = deg.numel()
     dev = deg.device
     steps = torch.arange(k, device=dev).unsqueeze(1)  # [k, 1]
-    low = deg - k  # [n]
-    j = low + steps  # [k, n]
+    j = (deg - k) + steps  # [k, n]
     u = torch.rand(k, n, generator=generator, device=dev, dtype=torch.float64)
     t = torch.minimum((u * (j + 1)).to(torch.int64), j)
+    if n * k <= _STEPWISE_MIN:
+        return _resolve_all_steps(t, j, deg - k, steps)
+    out = t.clone()
+    for i in range(1, k):
+        dup = (out[:i] == t[i]).any(0)
+        out[i] = torch.where(dup, j[i], t[i])
+    return out
+
+
+def _resolve_all_steps(t: torch.Tensor, j: torch.Tensor, low: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Floyd's choices for all steps at once. ``t_i`` was already chosen iff it equals an earlier draw ``t_m``
+    (``repeat_i``), or it equals ``j_m`` for the one ``m = t_i - (d - k) < i`` and step m collided: a pointer
+    chain to strictly smaller steps, resolved by pointer doubling (log2 k gathers)."""
+    k = t.shape[0]
     repeat = _repeats(t)
     m = t - low
     ptr = torch.where(~repeat & (m >= 0) & (m < steps), m, steps)
     for _ in range(max(k - 1, 1).bit_length()):
         ptr = ptr.gather(0, ptr)
     collided = repeat.gather(0, ptr)
-    chosen = torch.where(collided, j, t)
-    return torch.where(deg > k, chosen, steps)
+    return torch.where(collided, j, t)
 
 
 def _repeats(t: torch.Tensor) -> torch.Tensor:
@@ -175,51 +188,77 @@ def _repeats(t: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(same).scatter_(0, order, same)
 
 
-def _draw(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, keep: torch.Tensor | None, fanout: int,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Draw neighbours of ``rows`` (int64 ``[n]``; rows where ``keep`` is False draw none) as a padded grid.
-
-    Returns ``(row, nbr, valid, take)``, the first three flat ``[M]``: the row index of each slot, the neighbour's
-    global id (int64), whether the slot holds an edge (None: all do), and int64 ``[n]`` edges per row. For
-    ``fanout >= 0`` the grid is ``[n, fanout]`` (no synchronisation); for -1 it is exact (one synchronisation).
-    """
-    dev = rows.device
+def _bounds(indptr: torch.Tensor, rows: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """int64 ``[n]`` first edge and degree of ``rows`` (degree 0 where ``keep`` is False); one gather of ``2n``."""
     n = rows.numel()
-    pair = torch.stack([rows, rows + 1]).reshape(-1).to(indptr.device)
-    bounds = indptr.index_select(0, pair).to(dev, torch.int64).view(2, n)  # [2, n], one access
-    start = bounds[0]
-    deg = bounds[1] - start
+    pair = torch.cat([rows, rows + 1]).to(indptr.device)
+    bounds = indptr.index_select(0, pair).to(rows.device, torch.int64)
+    start, deg = bounds[:n], bounds[n:] - bounds[:n]
     if keep is not None:
         deg = deg * keep
-    if fanout >= 0:
-        take = deg.clamp(max=fanout)
-        offsets = _floyd_offsets(deg, fanout, generator).t()  # [n, fanout], row-major: edges grouped by row
-        valid2 = torch.arange(fanout, device=dev) < take.unsqueeze(1)
-        pos2 = torch.where(valid2, start.unsqueeze(1) + offsets, 0)
-        row = torch.arange(n, device=dev).repeat_interleave(fanout, output_size=n * fanout)
-        pos, valid = pos2.reshape(-1), valid2.reshape(-1)
-    else:
-        take = deg
-        csum = torch.cumsum(take, 0)
-        total = _host_ints(csum[-1:])[0] if n else 0
-        row = torch.repeat_interleave(torch.arange(n, device=dev), take, output_size=total)
-        pos = (start - csum + take).index_select(0, row) + torch.arange(total, device=dev)
-        valid = None
-    if indices.numel() == 0:  # no edges at all: every slot is padding
-        nbr = torch.zeros(pos.numel(), dtype=torch.int64, device=dev)
-    else:
-        nbr = indices.index_select(0, pos.to(indices.device)).to(dev, torch.int64)
-    return row, nbr, valid, take
+    return start, deg
 
 
-def _edge_slots(take: torch.Tensor, valid: torch.Tensor | None, fanout: int, total: torch.Tensor
-                ) -> torch.Tensor | None:
-    """Where each grid slot goes in the compact edge list (``total`` for padding); None when already compact."""
-    if valid is None:
-        return None
+def _counts(deg: torch.Tensor, fanout: int) -> torch.Tensor:
+    """int64 ``[2]``: edges a hop with ``fanout`` takes from rows of degree ``deg``, and rows that must draw."""
+    if fanout < 0:
+        return torch.stack([deg.sum(), torch.zeros((), dtype=deg.dtype, device=deg.device)])
+    return torch.stack([deg.clamp(max=fanout).sum(), (deg > fanout).sum()])
+
+
+def _neighbours(indices: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """int64 global ids at edge positions ``pos`` (zeros when the graph has no edges: all positions are padding)."""
+    if indices.numel() == 0:
+        return torch.zeros(pos.numel(), dtype=torch.int64, device=pos.device)
+    return indices.index_select(0, pos.to(indices.device)).to(pos.device, torch.int64)
+
+
+def _draw_exact(indices: torch.Tensor, start: torch.Tensor, deg: torch.Tensor, fanout: int, total: int, nbig: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``min(deg, fanout)`` neighbours per row into an exact edge list of ``total`` edges (``nbig`` rows have
+    ``deg > fanout``; both known on the host). Returns int64 ``[total]`` row index and neighbour id, grouped by row.
+
+    Rows with ``deg <= fanout`` take every neighbour (no random numbers); only the ``nbig`` rows draw, compacted.
+    """
+    dev = deg.device
+    n = deg.numel()
+    take = deg if fanout < 0 else deg.clamp(max=fanout)
     first = torch.cumsum(take, 0) - take
-    slot = first.unsqueeze(1) + torch.arange(fanout, device=take.device)
-    return torch.where(valid.view(-1, fanout), slot, total).view(-1)
+    row = torch.repeat_interleave(torch.arange(n, device=dev), take, output_size=total)
+    pos = (start - first).index_select(0, row) + torch.arange(total, device=dev)  # offsets 0..take-1
+    if nbig:
+        big = deg > fanout
+        slot = torch.where(big, torch.cumsum(big, 0) - 1, nbig)
+        b_deg, b_start, b_first = _compact(torch.stack([deg, start, first]), slot, nbig)
+        off = _floyd(b_deg, fanout, generator)  # [k, nbig]
+        steps = torch.arange(fanout, device=dev).unsqueeze(1)
+        pos.index_copy_(0, (b_first + steps).t().reshape(-1), (b_start + off).t().reshape(-1))
+    return row, _neighbours(indices, pos)
+
+
+def _draw_grid(indices: torch.Tensor, start: torch.Tensor, deg: torch.Tensor, fanout: int,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw ``min(deg, fanout)`` neighbours per row on a padded ``[n, fanout]`` grid (no host read needed).
+
+    Returns ``(row, nbr, valid, take)``, the first three flat ``[n * fanout]``: row index, neighbour id (int64),
+    whether the slot holds an edge; and int64 ``[n]`` edges per row.
+    """
+    dev = deg.device
+    n = deg.numel()
+    take = deg.clamp(max=fanout)
+    steps = torch.arange(fanout, device=dev)
+    offsets = torch.where((deg > fanout).unsqueeze(1), _floyd(deg, fanout, generator).t(), steps)
+    valid2 = steps < take.unsqueeze(1)
+    pos = torch.where(valid2, start.unsqueeze(1) + offsets, 0).reshape(-1)
+    row = torch.arange(n, device=dev).repeat_interleave(fanout, output_size=n * fanout)
+    return row, _neighbours(indices, pos), valid2.reshape(-1), take
+
+
+def _edge_slots(take: torch.Tensor, fanout: int, total: torch.Tensor) -> torch.Tensor:
+    """Where each ``[n, fanout]`` grid slot goes in the compact edge list (``total`` for padding)."""
+    first = torch.cumsum(take, 0) - take
+    steps = torch.arange(fanout, device=take.device)
+    return torch.where(steps < take.unsqueeze(1), first.unsqueeze(1) + steps, total).view(-1)
 
 
 def sample_neighbors(
@@ -235,16 +274,9 @@ def sample_neighbors(
     GPU); the draws happen on ``nodes.device``. Returns ``(dst_pos, nbr)``: int64 ``[m]`` positions into ``nodes``
     and the global ids of the sampled neighbours, grouped by node in ``nodes`` order. One host synchronisation.
     """
-    nodes = nodes.to(torch.int64)
-    row, nbr, valid, take = _draw(indptr, indices, nodes, None, fanout, generator)
-    if valid is None:
-        return row, nbr
-    total_t = take.sum().reshape(1)
-    total = _host_ints(total_t)[0]
-    slot = _edge_slots(take, valid, fanout, total_t)
-    assert slot is not None
-    out = _compact(torch.stack([row, nbr]), slot, total)
-    return out[0], out[1]
+    start, deg = _bounds(indptr, nodes.to(torch.int64).reshape(-1), None)
+    total, nbig = _host_ints(_counts(deg, fanout))
+    return _draw_exact(indices, start, deg, fanout, total, nbig, generator)
 
 
 def sample_blocks(
@@ -256,44 +288,70 @@ def sample_blocks(
 ) -> SampledBatch:
     """Multi-hop sampling from ``seeds``; returns blocks in local ids and the unique node ids (seeds first).
 
-    Duplicate seeds are merged (the batch's seeds are its unique seeds, first occurrence order). The merge of the
-    seeds is folded into hop 1, so a batch costs one host synchronisation per hop (plus one per fanout of -1).
+    Duplicate seeds are merged (the batch's seeds are its unique seeds, first occurrence order). One host read per
+    hop (one more when the first fanout is -1): the read after hop h's draw also carries hop h+1's edge count and
+    drawing-row count, computed on the not yet compacted frontier, so hops 2.. draw into exact edge lists.
     """
     fanouts = validate_fanouts(fanouts)
     dev = seeds.device
     seeds = seeds.to(torch.int64).reshape(-1)
+    zero = torch.zeros(1, dtype=torch.int64, device=dev)
     with _TABLES.borrow(indptr.numel() - 1, dev) as table:
         seed_local, seed_new, seed_rank = _merge(table, seeds, None, 0)
-        rows, keep = seeds, seed_new  # hop 1 draws for first occurrences only
-        row_local: torch.Tensor | None = seed_local
+        num_seeds_t = seed_rank[-1:] if seeds.numel() else zero
+        # hop 1 draws for the first occurrence of each seed: padded rows, local ids seed_local
+        rows, start, deg = seeds, *_bounds(indptr, seeds, seed_new)
         nodes: torch.Tensor | None = None
-        num_nodes_t: torch.Tensor = seed_rank[-1:] if seeds.numel() else torch.zeros(1, dtype=torch.int64, device=dev)
-        blocks: list[tuple[torch.Tensor, int]] = []
-        sizes: list[int] = []
-        for fanout in fanouts:
-            row, nbr, valid, take = _draw(indptr, indices, rows, keep, fanout, generator)
-            src, is_new, new_rank = _merge(table, nbr, valid, num_nodes_t.reshape(()))
-            total_t = take.sum().reshape(1)
-            new_t = new_rank[-1:] if nbr.numel() else torch.zeros(1, dtype=torch.int64, device=dev)
-            num_before, total, num_new = _host_ints(torch.cat([num_nodes_t, total_t, new_t]))
-            if nodes is None:  # hop 1: the unique seeds
-                nodes = _compact(seeds, torch.where(seed_new, seed_rank - 1, num_before), num_before)
-            sizes.append(num_before)
-            slot = _edge_slots(take, valid, fanout, total_t)
-            edge_index = torch.stack([src, row if row_local is None else row_local.index_select(0, row)])
-            if slot is not None:
-                edge_index = _compact(edge_index, slot, total)
-            blocks.append((edge_index, num_before + num_new))
-            new_nodes = _compact(nbr, torch.where(is_new, new_rank - 1, num_new), num_new)
-            nodes = torch.cat([nodes, new_nodes])
-            rows, keep, row_local = nodes, None, None  # rows are their own local ids
-            num_nodes_t = torch.full((1,), nodes.numel(), dtype=torch.int64, device=dev)
+        blocks: list[Block] = []
+        num_dst = total = nbig = 0
+        for hop, fanout in enumerate(fanouts):
+            last = hop == len(fanouts) - 1
+            valid = None
+            if hop == 0 and fanout >= 0:
+                row, nbr, valid, take = _draw_grid(indices, start, deg, fanout, generator)
+            else:
+                if hop == 0:  # fanout -1: the exact size is needed before the draw
+                    total, nbig = _host_ints(_counts(deg, fanout))
+                row, nbr = _draw_exact(indices, start, deg, fanout, total, nbig, generator)
+            base = num_seeds_t.reshape(()) if hop == 0 else num_dst
+            src, is_new, new_rank = _merge(table, nbr, valid, base)
+            new_t = new_rank[-1:] if nbr.numel() else zero
+            reads = [num_seeds_t] if hop == 0 else []
+            if valid is not None:
+                total_t = take.sum().reshape(1)
+                reads.append(total_t)
+            reads.append(new_t)
+            if not last:  # the next frontier, uncompacted: this hop's rows, then the new ids where is_new
+                c_start, c_deg = _bounds(indptr, nbr, is_new)
+                reads.append(_counts(deg, fanouts[hop + 1]) + _counts(c_deg, fanouts[hop + 1]))
+            got = _host_ints(torch.cat(reads))
+            if hop == 0:
+                num_dst = got.pop(0)
+                nodes = seeds
+                if seeds.numel() != num_dst:
+                    kept = _compact(torch.stack([seeds, start, deg]),
+                                    torch.where(seed_new, seed_rank - 1, num_dst), num_dst)
+                    nodes, start, deg = kept[0], kept[1], kept[2]
+            assert nodes is not None
+            dst = seed_local.index_select(0, row) if hop == 0 else row
+            edge_index = torch.stack([src, dst])
+            if valid is not None:
+                edge_count = got.pop(0)
+                edge_index = _compact(edge_index, _edge_slots(take, fanout, total_t), edge_count)
+            num_new = got.pop(0)
+            blocks.append(Block(num_src=num_dst + num_new, num_dst=num_dst, edge_index=edge_index))
+            slot = torch.where(is_new, new_rank - 1, num_new)
+            if last:
+                nodes = torch.cat([nodes, _compact(nbr, slot, num_new)])
+            else:
+                new = _compact(torch.stack([nbr, c_start, c_deg]), slot, num_new)
+                nodes, start, deg = (torch.cat([a, b]) for a, b in zip((nodes, start, deg), new))
+                total, nbig = got
+            num_dst += num_new
         assert nodes is not None
         table.index_fill_(0, nodes, _EMPTY)
         table[-1] = _EMPTY
-    out = tuple(Block(num_src=num_src, num_dst=num_dst, edge_index=ei)
-                for (ei, num_src), num_dst in zip(blocks, sizes))
-    return SampledBatch(seeds=nodes[:sizes[0]], node_ids=nodes, blocks=out)
+    return SampledBatch(seeds=nodes[:blocks[0].num_dst], node_ids=nodes, blocks=tuple(blocks))
 
 
 def unique_first_occurrence(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
