@@ -104,24 +104,24 @@ def _merge(table: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor | None, b
     """Give the ``ids`` (int64 ``[M]``, entries where ``valid`` is False ignored) not yet in ``table`` the local ids
     ``base, base+1, ...`` in first-occurrence order, and record them in ``table``.
 
-    Returns ``(local, is_new, new_rank)``: int64 ``[M]`` local id of every entry (garbage where invalid), bool ``[M]``
-    True at the first occurrence of a new id, int64 ``[M]`` inclusive count of new ids up to each entry.
+    Returns ``(local, is_new, new_rank)``: int32 ``[M]`` local id of every entry (garbage where invalid), bool ``[M]``
+    True at the first occurrence of a new id, int32 ``[M]`` inclusive count of new ids up to each entry.
+    All in int32 (the table's type): half the bytes of int64 for the same ops.
     """
     m = ids.numel()
     if m >= _POS:
         raise ValueError(f"a hop of {m} sampled ids is more than the sampler's limit of {_POS - 1}")
-    dump = table.numel() - 1
-    key = ids if valid is None else torch.where(valid, ids, dump)
+    key = ids if valid is None else torch.where(valid, ids, table.numel() - 1)
     pos = torch.arange(_POS, _POS + m, dtype=torch.int32, device=ids.device)
     table.scatter_reduce_(0, key, pos, reduce="amin")
     seen = table.index_select(0, key)
     is_new = seen == pos
     if valid is not None:
         is_new &= valid
-    new_rank = torch.cumsum(is_new, 0)
-    first = (seen.to(torch.int64) - _POS).clamp_(0, max(m - 1, 0))
-    local = torch.where(seen < _POS, seen.to(torch.int64), new_rank.index_select(0, first) - 1 + base)
-    table.scatter_(0, key, local.to(torch.int32))  # every occurrence of an id writes the same value
+    new_rank = torch.cumsum(is_new, 0, dtype=torch.int32)
+    first = (seen - _POS).clamp_(min=0)  # where this hop first saw the id (0 for ids of earlier hops)
+    local = torch.where(seen < _POS, seen, new_rank.index_select(0, first).add_(base - 1))
+    table.scatter_(0, key, local)  # every occurrence of an id writes the same value
     return local, is_new, new_rank
 
 
@@ -330,17 +330,17 @@ def sample_blocks(
                 nodes = seeds
                 if seeds.numel() != num_dst:
                     kept = _compact(torch.stack([seeds, start, deg]),
-                                    torch.where(seed_new, seed_rank - 1, num_dst), num_dst)
+                                    torch.where(seed_new, seed_rank.to(torch.int64) - 1, num_dst), num_dst)
                     nodes, start, deg = kept[0], kept[1], kept[2]
             assert nodes is not None
             dst = seed_local.index_select(0, row) if hop == 0 else row
-            edge_index = torch.stack([src, dst])
+            edge_index = torch.stack([src.to(torch.int64), dst.to(torch.int64)])
             if valid is not None:
                 edge_count = got.pop(0)
                 edge_index = _compact(edge_index, _edge_slots(take, fanout, total_t), edge_count)
             num_new = got.pop(0)
             blocks.append(Block(num_src=num_dst + num_new, num_dst=num_dst, edge_index=edge_index))
-            slot = torch.where(is_new, new_rank - 1, num_new)
+            slot = torch.where(is_new, new_rank.to(torch.int64) - 1, num_new)
             if last:
                 nodes = torch.cat([nodes, _compact(nbr, slot, num_new)])
             else:
