@@ -1,131 +1,79 @@
-"""The one command to run on a CUDA machine: the gpu-marked tests, then a short benchmark of every GPU-capable
-strategy against pinned host-to-device memcpy; prints the table and writes it under docs/results/.
+"""The one command for a CUDA machine: the GPU tests and the GPU studies in priority order within a time budget.
+
+    accessbench check --gpu [--budget SECONDS] [--out DIR] [--full] [--dry-run]
+
+Parts (highest priority first): environment and driver facts, the pytorch-direct study (zero-copy gather grid
+against pinned memcpy, train mode, energy), the GPU tests of pinning and the UVA kernel, the caches study, the other
+GPU tests, the out-of-core study. Each runs in its own process with an allowance derived from the budget; a part
+that overruns is killed (the rows it finished are kept); check.json and check.md list what ran, what failed and what
+was skipped for time. The output directory defaults to a new run directory under results/, never the checkout's docs/.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from accessbench.kernels.device import cuda_available
-from accessbench.suite.gpu_checks import CheckRow, discover
-from accessbench.suite.telemetry.envstamp import environment
+from accessbench.suite.runner.sweep import prepare_run_dir
+from accessbench.suite.studies.check import MIN_PART_S, RESERVE_S, allowances, default_parts, run_parts, write_summary
+
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
 
 NAME = "check"
-HELP = "on a CUDA machine: run the GPU tests and benchmarks, write the table under docs/results/"
+HELP = "on a CUDA machine: the GPU tests and GPU studies within a time budget (--gpu)"
 ORDER = 40
-ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BUDGET_S = 480.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", action="store_true", required=True, help="run the GPU checks (needs CUDA)")
-    p.add_argument("--quick", action="store_true", help="smaller benchmark grids")
-    p.add_argument("--skip-tests", action="store_true", help="benchmarks only")
-    p.add_argument("--sections", default=None, help="comma-separated section modules to run (default: all)")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results", help="where the table is written")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
+                   help=f"total time for every part (default: {DEFAULT_BUDGET_S:g})")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: results/<time>-check-gpu)")
+    p.add_argument("--full", action="store_true", help="the studies' full grids instead of --quick")
+    p.add_argument("--dry-run", action="store_true", help="print the parts and their allowances, run nothing")
+    p.add_argument("--environment-only", action="store_true", help=argparse.SUPPRESS)
 
 
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "null"
-    return f"{v:.4g}"
+def _environment(out: Path) -> int:
+    import torch
 
+    from accessbench.suite.telemetry.envstamp import environment
 
-def render_markdown(rows: list[CheckRow], env: dict, tests: str, command: str) -> str:
-    """The results table as Markdown, with the machine stamp and the command that produced it."""
-    lines = [
-        "# accessbench GPU check",
-        "",
-        f"- command: `{command}`",
-        f"- time: {env.get('time')}",
-        (f"- gpu: {env.get('gpu')} (driver {env.get('driver')}, CUDA {env.get('cuda')}), torch {env.get('torch')},"
-         f" triton {env.get('triton')}"),
-        f"- cpu: {env.get('cpu')} ({env.get('cores')} cores), host {env.get('hostname')}, commit {env.get('commit')}",
-        f"- gpu tests: {tests}",
-        "",
-        "Medians of repeated, synchronised measurements; p10..p90 in brackets; `null` = not measured (see note).",
-        "",
-    ]
-    section = None
-    for r in rows:
-        if r.section != section:
-            section = r.section
-            lines += ["", f"## {section}", "", "| case | strategy | value | unit | p10..p90 | % of reference | note |",
-                      "| --- | --- | ---: | --- | --- | ---: | --- |"]
-        pct = r.percent_of_reference
-        ref = f" of {r.reference_name}" if r.reference_name and pct is not None else ""
-        lines.append(f"| {r.case} | {r.strategy} | {_fmt(r.value)} | {r.metric} | {_fmt(r.p10)}..{_fmt(r.p90)} |"
-                     f" {'' if pct is None else f'{pct:.1f}%{ref}'} | {r.note} |")
-    return "\n".join(lines) + "\n"
-
-
-def _run_section(module: str, quick: bool) -> tuple[list[CheckRow], str | None]:
-    """Rows of one section measured in a fresh process, and an error text if it failed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "rows.json"
-        proc = subprocess.run([sys.executable, "-m", "accessbench.suite.gpu_checks._section_worker", module, "1" if quick else "0",
-                               str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True, check=False)
-        rows = [CheckRow(**r) for r in json.loads(out.read_text())] if out.exists() else []
-        if proc.returncode == 0:
-            return rows, None
-        tail = (proc.stderr or "").strip().splitlines()
-        return rows, f"exit {proc.returncode}: {tail[-1] if tail else 'no output'}"
-
-
-def _write(stem: Path, text: str, env: dict, tests: str, rows: list[CheckRow]) -> None:
-    stem.with_suffix(".md").write_text(text)
-    stem.with_suffix(".json").write_text(json.dumps({"env": env, "tests": tests, "rows": [
-        {**r.__dict__, "percent_of_reference": r.percent_of_reference} for r in rows]}, indent=2, default=str))
+    device = torch.device("cuda", torch.cuda.current_device())
+    env = environment(device)
+    (out / "environment.json").write_text(json.dumps(env, indent=1, default=str) + "\n")
+    print(json.dumps(env, indent=1, default=str))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / ".write-test").write_text("ok")
-        (args.out / ".write-test").unlink()
-    except OSError as exc:
-        sys.stderr.write(f"accessbench: error: cannot write results to {args.out}: {exc.strerror or exc}\n")
-        return 2
+    if args.budget < MIN_PART_S + RESERVE_S:
+        raise ValueError(f"--budget must be at least {MIN_PART_S + RESERVE_S:g} s, got {args.budget:g}")
+    parts = default_parts(quick=not args.full)
+    if args.dry_run:
+        planned = allowances(parts, args.budget)
+        for part, secs in zip(parts, planned):
+            print(f"{part.name:22s} {secs:6.0f} s  {part.what}")
+        print(f"{'total':22s} {sum(planned):6.0f} s of a {args.budget:g} s budget ({RESERVE_S:g} s reserved); "
+              "time a part leaves unused goes to the next")
+        return 0
     if not cuda_available():
         sys.stderr.write("accessbench: error: check --gpu needs a CUDA device; torch sees none on this machine\n")
         return 3
-    device = torch.device("cuda", torch.cuda.current_device())
-    env = environment(device)
-    tests = "skipped (--skip-tests)"
-    status = 0
-    if not args.skip_tests:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-                               str(ROOT / "tests")], cwd=ROOT, check=False)
-        tests = "passed" if proc.returncode == 0 else f"FAILED (pytest exit {proc.returncode})"
-        status = 0 if proc.returncode == 0 else 1
-    sections = {m.__name__.rsplit(".", 1)[-1]: m for m in discover()}
-    wanted = [w.strip() for w in args.sections.split(",")] if args.sections else list(sections)
-    unknown = [w for w in wanted if w not in sections]
-    if unknown:
-        sys.stderr.write(f"accessbench: error: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sections)}\n")
-        return 2
-    command = "accessbench check --gpu" + (" --quick" if args.quick else "")
-    gpu = (env.get("gpu") or "gpu").replace(" ", "-")
-    stem = args.out / f"gpu-check-{gpu}"
-    rows: list[CheckRow] = []
-    for short in wanted:
-        mod = sections[short]
-        t0 = time.perf_counter()
-        got, error = _run_section(short, args.quick)
-        rows.extend(got)
-        if error is not None:  # one broken section must not lose the others' numbers
-            rows.append(CheckRow(section=getattr(mod, "SECTION", short), case="section failed", strategy="-",
-                                 metric="-", value=None, note=error))
-            status = 1
-        print(f"[check] {short}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        _write(stem, render_markdown(rows, env, tests, command), env, tests, rows)  # after every section
-    print(render_markdown(rows, env, tests, command))
-    print(f"written: {stem}.md", file=sys.stderr)
-    return status
+    out = prepare_run_dir(args.out if args.out is not None else
+                          Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-check-gpu", workload="check-gpu")
+    if args.environment_only:
+        return _environment(out)
+    device = "cuda"
+    results = run_parts(parts, args.budget, out,
+                        on_result=lambda rs: write_summary(out, rs, budget_s=args.budget, device=device))
+    for r in results:
+        detail = f" - {r.detail}" if r.detail else ""
+        print(f"[check] {r.name}: {r.status} ({r.seconds:.0f} of {r.allowance_s:.0f} s){detail}", file=sys.stderr)
+    print(f"summary: {out / 'check.md'}", file=sys.stderr)
+    return 0 if all(r.status == "ok" for r in results) else 1

@@ -140,7 +140,10 @@ def ordering(roles: Sequence[str], *, metric: str, higher_is_better: bool = Fals
             return Outcome("not measurable here", reason=why, roles=tuple(roles))
         pairs = list(zip(values, values[1:]))
         ok = all((a > b) if higher_is_better else (a < b) for a, b in pairs)
-        text = " > ".join(f"{r} ({v:.4g})" for r, v in zip(roles, values))
-        return Outcome("reproduced" if ok else "not reproduced", None, f"{metric}: {text}", tuple(roles))
+        sign = " > " if higher_is_better else " < "
+        text = sign.join(f"{r} {v:.4g}" for r, v in zip(roles, values))
+        better = "higher" if higher_is_better else "lower"
+        return Outcome("reproduced" if ok else "not reproduced", None, f"{metric} ({better} is better): {text}",
+                       tuple(roles))
 
     return evaluate

@@ -74,16 +74,18 @@ def _csr_bytes(wl: Any) -> int:
 
 
 def _direct_vs_ceiling(rows: Rows, ctx: Context) -> Outcome:
-    """Not a published figure: the strategy's rowwise reader's IOPS against the plain O_DIRECT reader's, both in
-    gather mode on the same random ids."""
+    """Not a published figure: the strategy's direct reader against a plain O_DIRECT reader loading the same random
+    rows (gather mode, same ids): the ceiling's seconds per batch / the strategy's (IOPS differ in meaning: the
+    strategy coalesces adjacent pages into fewer, larger reads)."""
     roles = ("direct-gather", "odirect-ceiling")
     ours, ref = rows.get(roles[0]), rows.get(roles[1])
-    if not ours or not ref or not ours.get("iops") or not ref.get("iops"):
-        return Outcome("not measurable here", reason="needs both rows' iops", roles=roles)
-    ratio = ours["iops"] / ref["iops"]
+    if not ours or not ref or not ours.get("gather_s") or not ref.get("gather_s"):
+        return Outcome("not measurable here", reason="needs both rows' gather_s", roles=roles)
+    ratio = ref["gather_s"] / ours["gather_s"]
+    iops = f"; IOPS {ours['iops']:,.0f} vs {ref['iops']:,.0f}" if ours.get("iops") and ref.get("iops") else ""
     return Outcome("reproduced" if ratio >= 0.9 else "not reproduced", ratio,
-                   f"direct reader {ours['iops']:,.0f} IOPS vs plain O_DIRECT {ref['iops']:,.0f} (counts from 0.9)",
-                   roles)
+                   f"seconds per batch: plain O_DIRECT {ref['gather_s']:.4g} / direct reader {ours['gather_s']:.4g}"
+                   f"{iops} (counts from 0.9)", roles)
 
 
 STUDY = Study(
@@ -103,8 +105,8 @@ STUDY = Study(
         Claim("ordering", "feature loading: DiskGNN-like < Ginex-like < capped mmap (seconds per batch)",
               Published(None, "ordering", "the papers' SSD servers", "DiskGNN and Ginex papers"),
               ordering(["diskgnn", "ginex", "mmap-capped"], metric="gather_s")),
-        Claim("direct-reader-vs-odirect", "the strategy's direct reader reaches >= 90% of a plain O_DIRECT reader's "
-              "4 KiB IOPS (the suite's own bar, not a published figure)",
+        Claim("direct-reader-vs-odirect", "the strategy's direct reader loads random rows at >= 90% of a plain "
+              "O_DIRECT reader's speed (the suite's own bar, not a published figure)",
               Published(0.9, "ratio", "any", "accessbench target"), _direct_vs_ceiling),
     ),
 )
