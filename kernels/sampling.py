@@ -152,11 +152,9 @@ def _floyd(deg: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tenso
     t = torch.minimum((u * (j + 1)).to(torch.int64), j)
     if n * k <= _STEPWISE_MIN:
         return _resolve_all_steps(t, j, deg - k, steps)
-    out = t.clone()
-    for i in range(1, k):
-        dup = (out[:i] == t[i]).any(0)
-        out[i] = torch.where(dup, j[i], t[i])
-    return out
+    for i in range(1, k):  # in place: rows 0..i-1 of t already hold Floyd's choices
+        torch.where((t[:i] == t[i]).any(0), j[i], t[i], out=t[i])
+    return t
 
 
 def _resolve_all_steps(t: torch.Tensor, j: torch.Tensor, low: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
@@ -232,7 +230,7 @@ def _draw_exact(indices: torch.Tensor, start: torch.Tensor, deg: torch.Tensor, f
         b_deg, b_start, b_first = _compact(torch.stack([deg, start, first]), slot, nbig)
         off = _floyd(b_deg, fanout, generator)  # [k, nbig]
         steps = torch.arange(fanout, device=dev).unsqueeze(1)
-        pos.index_copy_(0, (b_first + steps).t().reshape(-1), (b_start + off).t().reshape(-1))
+        pos.index_copy_(0, (b_first + steps).view(-1), off.add_(b_start).view(-1))  # [k, nbig] order, paired
     return row, _neighbours(indices, pos)
 
 
