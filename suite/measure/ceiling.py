@@ -33,7 +33,7 @@ from .distributed import rank_and_world, rank_seed
 from .phases import ROWS_KEY, fill_phases, fill_rates, in_phase, run_measured, warmup
 from .records import Record
 
-__all__ = ["CEILINGS", "PREFIX", "is_ceiling", "run"]
+__all__ = ["CEILINGS", "PREFIX", "is_ceiling", "read_pages_odirect", "run"]
 
 PREFIX = "ceiling:"
 PAGE = 4096
@@ -88,6 +88,24 @@ def _pinned_memcpy(graph: GraphData, device: torch.device) -> Callable[[torch.Te
     return step
 
 
+def read_pages_odirect(fd: int, pages: list[int], depth: int) -> None:
+    """Read 4 KiB ``pages`` of an O_DIRECT ``fd`` with ``depth`` threads, each into its own aligned page buffer
+    (``depth`` reads in flight): the plain reader the out-of-core strategy is measured against."""
+    shares = [pages[i::depth] for i in range(depth)]
+
+    def worker(share: list[int]) -> None:
+        buf = mmap.mmap(-1, PAGE)
+        for p in share:
+            os.preadv(fd, [buf], p * PAGE)
+        buf.close()
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in shares if s]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _odirect_reader(graph: GraphData, depth: int, ops: list[int]) -> Callable[[torch.Tensor], dict[str, float]]:
     ff = graph.feature_file
     if ff is None:
@@ -101,20 +119,8 @@ def _odirect_reader(graph: GraphData, depth: int, ops: list[int]) -> Callable[[t
         first = (ff.offset + ids.to(torch.int64) * ff.row_stride) // PAGE
         last = (ff.offset + ids.to(torch.int64) * ff.row_stride + graph.row_bytes - 1) // PAGE
         pages = torch.unique(torch.cat([first, last])).tolist()
-        shares = [pages[i::depth] for i in range(depth)]
-
-        def worker(share: list[int]) -> None:
-            buf = mmap.mmap(-1, PAGE)
-            for p in share:
-                os.preadv(fd, [buf], p * PAGE)
-            buf.close()
-
-        threads = [threading.Thread(target=worker, args=(s,)) for s in shares if s]
         t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        read_pages_odirect(fd, pages, depth)
         ops[0] += len(pages)
         return {"gather": time.perf_counter() - t0}
 

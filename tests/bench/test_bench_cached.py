@@ -10,15 +10,11 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import socket
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.sampling import sample_blocks
 from accessbench.kernels.strategies.cached import PolicyConfig, make_policy
@@ -101,78 +97,3 @@ def test_bench_policy_step(benchmark, graph, batches, policy: str) -> None:
     assert all(0 <= h <= b.numel() for h, b in zip(hits, batches, strict=True))
     assert 0 < sum(hits) < ids  # a fifth of a power-law graph cached: some ids hit, not all
     assert run() == hits  # every round starts from the same state: the benchmarked work is the same each time
-
-
-# ---- the measured 2-rank partition run (a script, not a test) ---------------------------------------------------
-def _rank_batches(graph, workload, steps: int, rank: int, world: int) -> tuple[list[torch.Tensor], torch.Generator]:
-    from accessbench.workloads.batches import seed_batches
-
-    seeds = list(seed_batches(graph, workload.batch_size, seed=workload.seed, steps=steps * world))
-    return seeds[rank::world], torch.Generator().manual_seed(workload.seed + rank)
-
-
-def _measure(rank: int, world: int, port: int, out: str, workload_name: str, steps: int, fraction: float,
-             policy: str) -> None:
-    import torch.distributed as dist
-    from accessbench.workloads.config import load_workload
-    from accessbench.workloads.graphs import materialise
-
-    torch.set_num_threads(1)
-    workload = load_workload(workload_name)
-    graph = materialise(workload)
-    if world > 1:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        s = registry.create("cached", policy=policy, placement="partition", cache_fraction=fraction,
-                            presample_fanouts=",".join(map(str, workload.fanouts)),
-                            presample_batch_size=workload.batch_size)
-        s.prepare(graph, torch.device("cpu"))
-        seeds, gen = _rank_batches(graph, workload, steps, rank, world)
-        for loaded in s.load(seeds, workload.fanouts, generator=gen):
-            assert torch.equal(loaded.features, graph.features[loaded.batch.node_ids])
-        st = s.stats()
-        torch.save({"rows": st.rows, "hits": st.hits, "peer_bytes": st.bytes_by_tier.get("peer", 0)},
-                   Path(out) / f"rank{rank}.pt")
-        s.close()
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
-
-
-def _run(world: int, workload: str, steps: int, fraction: float, policy: str) -> dict:
-    import torch.multiprocessing as mp
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as out:
-        mp.spawn(_measure, args=(world, port, out, workload, steps, fraction, policy), nprocs=world, join=True)
-        res = [torch.load(Path(out) / f"rank{r}.pt") for r in range(world)]
-    rows = sum(r["rows"] for r in res)
-    return {"rows": rows, "hit_rate": sum(sum(r["hits"].values()) for r in res) / rows,
-            "peer_share": sum(r["hits"].get("peer", 0) for r in res) / rows,
-            "peer_bytes": sum(r["peer_bytes"] for r in res)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.test_bench_cached")
-    parser.add_argument("what", choices=["partition"])
-    parser.add_argument("--workload", default="docs/results/workloads/small-100k.toml")
-    parser.add_argument("--steps", type=int, default=64, help="batches per rank")
-    parser.add_argument("--fraction", type=float, default=0.05)
-    parser.add_argument("--policies", default="degree,lru,hybrid")
-    args = parser.parse_args(argv)
-    print("MEASURED (real cached strategy, gloo on CPU; 'device' caches are host memory)")
-    print("| policy | 2 ranks partition, cache/rank | hit rate | of which peer | 1 rank, 2x cache | hit rate |")
-    print("|---|---|---|---|---|---|")
-    for policy in args.policies.split(","):
-        two = _run(2, args.workload, args.steps, args.fraction, policy)
-        one = _run(1, args.workload, 2 * args.steps, 2 * args.fraction, policy)
-        print(f"| {policy} | {args.fraction:.0%} | {two['hit_rate']:.1%} | {two['peer_share']:.1%} | "
-              f"{2 * args.fraction:.0%} | {one['hit_rate']:.1%} |", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
