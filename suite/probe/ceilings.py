@@ -26,9 +26,8 @@ from typing import Any
 import torch
 
 from accessbench.kernels.device import cuda_available
-from accessbench.suite.telemetry.envstamp import cpu_model, driver_version
-
 from accessbench.schema import CONTENDED_CORES
+from accessbench.suite.telemetry.envstamp import cpu_model, driver_version
 
 from .busy import CpuWindow
 from .disk import DISK_KEYS, disk_probes

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from accessbench.kernels.device import cuda_available, resolve_device
 from accessbench.kernels.types import GraphData
 from accessbench.suite.telemetry.envstamp import driver_version

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.types import GraphData
 from accessbench.workloads.batches import random_ids, seed_batches
 from accessbench.workloads.config import Workload
 from accessbench.workloads.models import build_model
-
 from tests.bench.timers import synchronized_perf_counter
 
 STRATEGIES = ("cpu-centric", "device-resident")

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from accessbench.kernels import registry
 
+from accessbench.kernels import registry
 from benchmarks import bench_access, bench_counters, common
 
 

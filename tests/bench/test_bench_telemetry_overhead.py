@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from accessbench.suite.measure.lifecycle import Config, execute
 from accessbench.suite.measure.records import Record
 from accessbench.suite.telemetry import Telemetry, TelemetrySettings

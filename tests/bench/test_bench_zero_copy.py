@@ -12,11 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from pytest_benchmark.fixture import BenchmarkFixture
+
 from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.sampling import unique_first_occurrence
 from accessbench.kernels.types import GraphData, SampledBatch
-from pytest_benchmark.fixture import BenchmarkFixture
 
 pytestmark = pytest.mark.gpu
 STRATEGIES = ("zero-copy", "cpu-centric", "device-resident")

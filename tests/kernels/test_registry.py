@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from accessbench.kernels import registry
 from accessbench.kernels.errors import InvalidOptions
 

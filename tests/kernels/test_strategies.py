@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.errors import InvalidIds
-
 from tests.conftest import make_graph, stored
 
 DEVICE = torch.device("cpu")

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from accessbench.reports import write_report
 
+from accessbench.reports import write_report
 from tests.reports.chromium import find_chromium, inspect_page
 from tests.reports.runs import PROBE, record, sample_records, write_run
 

@@ -6,9 +6,9 @@ import random
 import statistics
 
 import pytest
+
 from accessbench.reports.compare import compare_results
 from accessbench.reports.load import records_frame
-
 from tests.reports.runs import record
 
 

@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 
 import pytest
+
 from accessbench.reports.intervals import ratio_interval
 from accessbench.suite.cli import main
-
 from tests.reports.chromium import find_chromium, inspect_page
 from tests.reports.runs import resampled, scaled
 

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
+
 from accessbench.reports.ceilings import ceilings_frame, machine_stamp, relevant_ceiling
 from accessbench.reports.load import NUMERIC_COLUMNS, ReportError, load_run, records_frame
-
 from tests.reports.runs import PROBE, record, write_run
 
 

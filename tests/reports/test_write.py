@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+
 from accessbench.reports import write_report
 from accessbench.reports.load import load_run
 from accessbench.reports.tables import summary_frame, workload_tables
 from accessbench.suite.cli import main
-
 from tests.reports.runs import PROBE, record, sample_records, write_run
 
 POWER = "t_s,power_w,gpu\n" + "".join(f"{i * 0.1:.1f},{100 + 5 * (i % 7)},0\n" for i in range(40))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.workloads.batches import random_ids, seed_batches
 from accessbench.workloads.config import WorkloadError, load_workload, preset_names
 from accessbench.workloads.graphs import materialise

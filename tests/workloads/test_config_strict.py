@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from accessbench.suite.cli import main
 from accessbench.workloads.config import WorkloadError, load_workload, preset_names
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from accessbench.kernels.errors import StoreError
 from accessbench.suite.cli import main
 from accessbench.workloads.importers import import_ogb

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from accessbench.kernels.errors import InvalidOptions, StoreError
 from accessbench.workloads.importers import import_dataset, import_igb, import_ogb, importer_options
 from accessbench.workloads.importers._build import write_csr

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.suite.cli import main
 from accessbench.workloads.store import open_store, verify_store
 

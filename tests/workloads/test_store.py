@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels.errors import StoreError
 from accessbench.workloads.generate import GraphSpec, generate
 from accessbench.workloads.store import StoreWriter, open_store, read_manifest, verify_store

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels.errors import StoreError
 from accessbench.suite.cli import main
 from accessbench.workloads import store as st

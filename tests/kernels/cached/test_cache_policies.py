@@ -7,6 +7,9 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from accessbench.kernels.strategies.cached import (
     BeladyPolicy,
     ClockPolicy,
@@ -25,8 +28,6 @@ from accessbench.kernels.strategies.cached import (
     rank_by_importance,
     split_requests,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # Silberschatz's reference string: 3 frames give FIFO 15, LRU 12 and OPT 9 page faults.
 TEXTBOOK = [7, 0, 1, 2, 0, 3, 0, 4, 2, 3, 0, 3, 2, 1, 2, 0, 1, 7, 0, 1]

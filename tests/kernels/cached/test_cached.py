@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.errors import InvalidOptions, StrategyUnavailable
 from accessbench.kernels.strategies.cached import PlanError
-
 from tests.conftest import make_graph
 
 POLICIES = ("degree", "presample", "lru", "clock", "hybrid", "belady")

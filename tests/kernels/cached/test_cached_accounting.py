@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.errors import InvalidIds
 from accessbench.kernels.strategies.cached import strategy as cached_module
-
 from tests.conftest import make_graph
 
 SMALL = {"presample_fanouts": "5,5", "presample_batch_size": 32, "presample_batches": 4, "hybrid_lookahead": 2,

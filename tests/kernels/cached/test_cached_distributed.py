@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
 from accessbench.kernels import registry
 from accessbench.kernels.strategies.cached import PolicyConfig, degree_importance, initial_ids, presample_importance
 from accessbench.suite.sim.simulator import SimConfig, Trace, simulate
-
 from tests.conftest import make_graph
 
 WORLD = 2

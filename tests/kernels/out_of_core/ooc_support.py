@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from accessbench.kernels.types import FeatureFile, GraphData
 from accessbench.workloads.generate import GraphSpec, generate
 from accessbench.workloads.store import open_store

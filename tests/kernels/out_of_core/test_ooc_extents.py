@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import create
 from accessbench.kernels.strategies.out_of_core.align import PAGE, aligned_empty
 from accessbench.kernels.strategies.out_of_core.extents import plan_row_reads, plan_span_reads, rows_from_buffer
-
 from tests.kernels.out_of_core.ooc_support import make_store, padded_graph, reference_features
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import StrategyUnavailable
 from accessbench.kernels.strategies.out_of_core.align import PAGE, aligned_empty
 from accessbench.kernels.strategies.out_of_core.counters import IoCounter, kernel_io
@@ -16,7 +17,6 @@ from accessbench.kernels.strategies.out_of_core.direct import DirectFile
 from accessbench.kernels.strategies.out_of_core.extents import plan_row_reads
 from accessbench.kernels.strategies.out_of_core.pagecache import drop_file_pages, filesystem_of, resident_fraction
 from accessbench.kernels.strategies.out_of_core.pipeline import Pipeline
-
 from tests.kernels.out_of_core.ooc_support import require_odirect
 
 

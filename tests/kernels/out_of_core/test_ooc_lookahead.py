@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import create
 from accessbench.kernels.types import FeatureFile, GraphData
-
 from tests.kernels.out_of_core.ooc_support import require_odirect
 
 # Batches of unique ids; capacity 2 rows; a miss is cached only if it is used again (bypass admission).

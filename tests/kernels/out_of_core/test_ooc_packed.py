@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import create
 from accessbench.kernels.strategies.out_of_core.align import PAGE
 from accessbench.kernels.strategies.out_of_core.direct import DirectFile
 from accessbench.kernels.strategies.out_of_core.packed import PackedFileError, PackedWriter, open_packed
 from accessbench.kernels.strategies.out_of_core.sources import SegmentSource
-
 from tests.kernels.out_of_core.ooc_support import make_store, reference_features, require_odirect
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from accessbench.kernels import parse_options
 from accessbench.workloads.config import load_workload, preset_names
 

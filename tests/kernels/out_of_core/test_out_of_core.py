@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import InvalidOptions, StrategyUnavailable, create, names
 from accessbench.kernels.sampling import sample_blocks
 from accessbench.kernels.strategies.out_of_core.accounting import MemoryBudgetExceeded
 from accessbench.kernels.strategies.out_of_core.kvikio_io import kvikio_status
 from accessbench.kernels.strategies.out_of_core.strategy import OutOfCore
 from accessbench.kernels.types import GraphData
-
 from tests.kernels.out_of_core.ooc_support import make_store, padded_graph, reference_features
 
 CACHES = {

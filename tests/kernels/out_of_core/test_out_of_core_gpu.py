@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from accessbench.kernels import create
 from accessbench.kernels.strategies.out_of_core.kvikio_io import kvikio_status
 from accessbench.kernels.types import GraphData
-
 from tests.kernels.out_of_core.ooc_support import make_store, reference_features
 
 pytestmark = pytest.mark.gpu

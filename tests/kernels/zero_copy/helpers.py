@@ -4,6 +4,7 @@ that registers host memory by whole pages as the real one does."""
 from __future__ import annotations
 
 import torch
+
 from accessbench.kernels.strategies.zero_copy import pinning
 from accessbench.kernels.strategies.zero_copy.table import RowTable
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from accessbench.kernels.strategies.zero_copy.gather_plan import plan_gather
 
 triton = pytest.importorskip("triton")
 
 
 def _ptx(base: int, row_bytes: int, *, permuted: bool = True) -> tuple[str, int]:
-    from accessbench.kernels.strategies.zero_copy.uva_gather import _gather_kernel
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
+
+    from accessbench.kernels.strategies.zero_copy.uva_gather import _gather_kernel
 
     plan = plan_gather(base_address=base, row_bytes=row_bytes, row_stride=row_bytes)
     word = {1: "*i8", 2: "*i16", 4: "*i32"}[plan.word_bytes]
@@ -57,9 +59,10 @@ def test_one_compiled_variant_whatever_the_id_count() -> None:
     """The launcher's specialisation key must not depend on the id count, so the launch ``prepare`` makes on one id
     compiles the variant every batch uses (no compile inside a measured step). Uses triton's own binder."""
     import torch
-    from accessbench.kernels.strategies.zero_copy.uva_gather import _kernel
     from triton.backends.compiler import BaseBackend
     from triton.runtime.jit import create_function_from_signature
+
+    from accessbench.kernels.strategies.zero_copy.uva_gather import _kernel
 
     kernel = _kernel(False)
     binder = create_function_from_signature(kernel.signature, kernel.params, BaseBackend)

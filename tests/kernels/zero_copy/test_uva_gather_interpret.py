@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from accessbench.kernels.errors import InvalidIds
 from accessbench.kernels.strategies.zero_copy import gather_rows_reference, plan_gather
-
 from tests.kernels.zero_copy.helpers import placed_table, random_rows
 
 pytest.importorskip("triton")

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.errors import InvalidIds
 from accessbench.kernels.sampling import sample_blocks
@@ -21,7 +22,6 @@ from accessbench.kernels.strategies.zero_copy.gather_plan import plan_gather
 from accessbench.kernels.strategies.zero_copy.pinning import PinningError, pin_in_place
 from accessbench.kernels.strategies.zero_copy.table import RowTable
 from accessbench.kernels.types import GraphData
-
 from tests.conftest import make_graph
 from tests.kernels.zero_copy.helpers import placed_table, random_rows
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+
 from accessbench.kernels.strategies.zero_copy import pinning
 from accessbench.kernels.strategies.zero_copy.pinning import Backing, PinningError, parse_maps, pin_in_place
-
 from tests.kernels.zero_copy.helpers import PAGE, FakeDriver, own_pages
 
 CUDA0 = torch.device("cuda", 0)  # only a label here: the fake driver never touches CUDA

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from accessbench.kernels.errors import InvalidIds
 from accessbench.kernels.strategies.zero_copy import (
     VECTOR_BYTES,
@@ -15,9 +18,6 @@ from accessbench.kernels.strategies.zero_copy import (
     sector_bytes_per_row,
     widest_vector_bytes,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.kernels.zero_copy.helpers import placed_table, random_rows
 
 

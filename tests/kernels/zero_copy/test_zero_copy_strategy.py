@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.errors import InvalidIds, InvalidOptions, StrategyUnavailable
 from accessbench.kernels.sampling import sample_blocks
 from accessbench.kernels.strategies.zero_copy.gather_plan import csr_sector_bytes
 from accessbench.kernels.strategies.zero_copy.strategy import ZeroCopy, ZeroCopyOptions
 from accessbench.kernels.types import GraphData
-
 from tests.conftest import make_graph
 from tests.kernels.zero_copy.helpers import PAGE, FakeDriver, own_pages
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from accessbench.suite.cli import main
 from accessbench.suite.measure.records import read_records
 

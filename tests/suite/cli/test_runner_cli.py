@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from accessbench.suite.cli import main
 from accessbench.suite.measure.records import RESULTS_FILE, read_records
 from accessbench.suite.runner.plugins import PluginError, load_plugins, loaded_plugins, plugin_env

@@ -9,10 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import accessbench.suite.probe.ceilings as probe_mod
-import accessbench.suite.probe.disk as disk_mod
 import pytest
 import torch
+
+import accessbench.suite.probe.ceilings as probe_mod
+import accessbench.suite.probe.disk as disk_mod
 from accessbench.suite.cli import main
 from accessbench.suite.probe.ceilings import PROBE_KEYS, ensure_probe, run_probe
 from accessbench.suite.probe.disk import DISK_KEYS, disk_probes, fio_available

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import accessbench.suite.probe.busy as busy_mod
-import accessbench.suite.probe.ceilings as probe_mod
 import pytest
 import torch
+
+import accessbench.suite.probe.busy as busy_mod
+import accessbench.suite.probe.ceilings as probe_mod
 from accessbench.suite.cli import main
 from accessbench.suite.probe.ceilings import PROBE_KEYS, ensure_probe
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from accessbench.suite.measure.lifecycle import Config
 from accessbench.suite.measure.records import RESULTS_FILE, read_records
 from accessbench.suite.runner.isolation import (
@@ -18,7 +19,6 @@ from accessbench.suite.runner.isolation import (
 from accessbench.suite.runner.sweep import Sweep, run_sweep
 from accessbench.suite.telemetry.heartbeat import Heartbeat, HeartbeatState, read_heartbeat
 from accessbench.workloads.config import Workload, load_workload
-
 from tests.suite.runner.faulty_plugin import PLUGIN
 
 

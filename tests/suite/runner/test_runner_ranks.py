@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from accessbench.suite.sim.trace import record_trace
+
 from accessbench.suite.measure.lifecycle import Config
 from accessbench.suite.measure.rank_merge import IN_PROCESS_NOTE
 from accessbench.suite.measure.records import RESULTS_FILE, read_records
 from accessbench.suite.runner.ranks import NOT_SUPPORTED
+from accessbench.suite.sim.trace import record_trace
 from accessbench.workloads.config import load_workload
 
 ROOT = Path(__file__).resolve().parents[3]

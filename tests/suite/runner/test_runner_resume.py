@@ -12,12 +12,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from accessbench.suite.measure.lifecycle import Config
 from accessbench.suite.measure.records import RESULTS_FILE, Record, append_record, read_records
 from accessbench.suite.runner.sweep import Sweep, finished_keys, repair_tail, run_sweep
 from accessbench.suite.telemetry.heartbeat import read_heartbeat
 from accessbench.workloads.config import Workload
-
 from tests.suite.runner.faulty_plugin import PLUGIN
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from accessbench.kernels import registry
 from accessbench.kernels.strategies.cached import PolicyConfig
 from accessbench.suite.cli import main
-from accessbench.suite.sim.trace import record_trace
 from accessbench.suite.sim.hardware import (
     HardwareError,
     Links,
@@ -21,9 +21,9 @@ from accessbench.suite.sim.hardware import (
     step_bytes,
 )
 from accessbench.suite.sim.simulator import SimConfig, Trace, TraceError, simulate
+from accessbench.suite.sim.trace import record_trace
 from accessbench.workloads.batches import seed_batches
 from accessbench.workloads.config import Workload
-
 from tests.conftest import make_graph
 
 POLICIES = ("degree", "presample", "lru", "clock", "hybrid", "belady")

@@ -12,6 +12,7 @@ from unittest import mock
 import pynvml
 import pytest
 import torch
+
 from accessbench.suite.telemetry import Telemetry, TelemetrySettings, gpu_meter
 from accessbench.suite.telemetry import nvml as nvml_module
 from accessbench.suite.telemetry.envstamp import gpu_stamp

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from accessbench.suite.measure.lifecycle import Config, execute
 from accessbench.suite.telemetry import Telemetry, TelemetrySettings
 from accessbench.suite.telemetry.meters import NullMeter

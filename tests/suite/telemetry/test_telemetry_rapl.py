@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from accessbench.suite.telemetry.meters import NullMeter
 from accessbench.suite.telemetry.rapl import RaplMeter, RaplZone, discover_rapl
 
