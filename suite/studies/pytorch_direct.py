@@ -4,9 +4,13 @@ The gather grid (gather mode, fresh random host ids every step, the same ids for
 to 4 KiB x 1k-1M ids x fp32/fp16 on generated tables of at least 256 MiB (more than twice any GPU's L2, page-
 aligned stores as real ones are), for ``zero-copy``, ``cpu-centric`` and ``device-resident``, with the
 ``pinned-memcpy`` ceiling (one host-to-device copy of the same bytes) and the ``host-gather`` ceiling beside them.
-Train mode: cpu-centric vs zero-copy on ``papers100m-like`` and ``products-like`` with CPU utilisation and energy
-per step. Every path gets host ids, as a training loop would. Quick: 64 B and 512 B rows, 10k and 100k ids, fp32,
-and one train workload. On a machine without CUDA every row needs the device: the claims say so.
+Ablations: zero-copy without 128 B alignment, without sorting the ids, and with the grid capped at 132 programs,
+at 128 B and 512 B rows. Sampling: [15, 10, 5] x 1024 seeds on ``papers100m-like`` over UVA (zero-copy) vs the CPU
+sampler (cpu-centric) vs device memory. Train mode: cpu-centric vs zero-copy on ``papers100m-like`` and
+``products-like`` with CPU utilisation and energy per step. Every path gets host ids, as a training loop would.
+Quick (what ``check --gpu`` runs first, largest cells first): 512 B and 64 B rows, 100k and 10k ids, fp32, one
+train workload and the sampling rows, no ablations. On a machine without CUDA every row needs the device: the
+claims say so.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ _ELEM = {"float32": 4, "float16": 2}
 
 def _grid(quick: bool) -> tuple[list[int], list[int], list[str]]:
     if quick:
-        return [64, 512], [10_000, 100_000], ["float32"]
+        return [512, 64], [100_000, 10_000], ["float32"]
     return [4, 64, 512, 1024, 4096], [1_000, 10_000, 100_000, 1_000_000], ["float32", "float16"]
 
 
@@ -56,6 +60,16 @@ def plan(ctx: Context) -> list[Planned]:
                                                                   ctx.device, {}), skip))
                 out.append(Planned(f"gather-host-{tag}", Config("ceiling:host-gather", wl, "gather", ctx.device, {}),
                                    skip))
+    # ablations of the kernel's techniques (PyTorch-Direct's: sort, align, few SMs)
+    for rb in (() if ctx.quick else (128, 512)):
+        wl = dataclasses.replace(_table(rb, "float32"), gather_ids=1_000_000)
+        for tag, opts in (("no-align", {"align_bytes": 1}), ("no-sort", {"sort_ids": False}),
+                          ("programs-132", {"max_programs": 132})):
+            out.append(Planned(f"ablation-{tag}-{rb}B", Config("zero-copy", wl, "gather", ctx.device, opts), skip))
+    sample_wl = dataclasses.replace(load_workload("papers100m-like"), mode="sample", fanouts=(15, 10, 5),
+                                    batch_size=1024, steps=10 if ctx.quick else 30)
+    for strategy in ("zero-copy", "cpu-centric", "device-resident"):  # sampling over UVA vs the CPU sampler
+        out.append(Planned(f"sample-{strategy}", Config(strategy, sample_wl, "sample", ctx.device, {}), skip))
     for name in (("papers100m-like",) if ctx.quick else ("papers100m-like", "products-like")):
         wl = dataclasses.replace(load_workload(name), mode="train", steps=10 if ctx.quick else 30)
         for strategy in ("cpu-centric", "zero-copy"):

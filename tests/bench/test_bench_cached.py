@@ -1,11 +1,8 @@
 """Benchmarks of the ``cached`` strategy (pytest-benchmark; timing only, no pass/fail on speed).
 
-- cached gather vs cpu-centric on the same sampled ids (CPU here; the GPU figures come from ``check --gpu``);
-- policy step throughput (ids per second) per policy;
-- the measured 2-rank partition run behind docs/results/cached_policies.md:
-  ``python -m tests.bench.test_bench_cached partition --workload WORKLOAD --steps N --fraction F``
-  runs 2 gloo ranks with ``placement=partition`` at cache fraction F and 1 rank at 2F on the same seeds, and prints
-  the measured hit rates.
+- cached gather vs cpu-centric on the same sampled ids (CPU here; the GPU figures come from the caches study,
+  ``accessbench study run caches``, which ``check --gpu`` runs);
+- policy step throughput (ids per second) per policy.
 """
 
 from __future__ import annotations
