@@ -11,7 +11,7 @@ Adding a field is one edit: one ``F(...)`` line below (and its line in docs/RESU
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +282,11 @@ class ResultsFile:
     bad_lines: list[int]
     not_objects: list[int]
     newer: list[int]
+    row_lines: list[int] = field(default_factory=list)  # the line number of each row
+
+    def invalid_status(self) -> list[int]:
+        """Line numbers of rows whose ``status`` is not one of ``STATUSES`` (not a result row)."""
+        return [n for n, r in zip(self.row_lines, self.rows) if r.get("status") not in STATUSES]
 
     @property
     def bad(self) -> int:
@@ -299,8 +304,9 @@ def read_results(path: Path) -> ResultsFile:
     bad: list[int] = []
     not_objects: list[int] = []
     newer: list[int] = []
+    lines: list[int] = []
     if not path.exists():
-        return ResultsFile(rows, bad, not_objects, newer)
+        return ResultsFile(rows, bad, not_objects, newer, lines)
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
@@ -319,7 +325,8 @@ def read_results(path: Path) -> ResultsFile:
                 newer.append(lineno)
                 continue
             rows.append(obj)
-    return ResultsFile(rows, bad, not_objects, newer)
+            lines.append(lineno)
+    return ResultsFile(rows, bad, not_objects, newer, lines)
 
 
 def field_table_markdown() -> str:

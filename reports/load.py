@@ -149,6 +149,11 @@ def load_results(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
         notes.append(f"{path.name}: line {i} is not a JSON object; skipped")
     for i in parsed.newer:
         notes.append(f"{path.name}: line {i} has a newer schema_version than {schema.SCHEMA_VERSION}; skipped")
+    invalid = parsed.invalid_status()
+    if invalid:
+        shown = ", ".join(str(i) for i in invalid[:5]) + (" ..." if len(invalid) > 5 else "")
+        raise ReportError(f"{path}: line(s) {shown} have no valid status (one of {', '.join(schema.STATUSES)}): "
+                          "not result rows accessbench wrote")
     return records_frame(parsed.rows)
 
 

@@ -52,10 +52,29 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, table
 
 
+#: Options whose values may start with a minus sign (``--fanouts -1,-1``: -1 keeps every neighbour).
+NEGATIVE_VALUE_OPTIONS = ("--fanouts",)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--fanouts -1,-1`` -> ``--fanouts=-1,-1`` (argparse would read ``-1,-1`` as an unknown option)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in NEGATIVE_VALUE_OPTIONS and value.removeprefix("-")[:1].isdigit():
+            out.append(f"{argv[i]}={value}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``accessbench`` console script."""
     parser, table = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

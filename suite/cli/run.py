@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -16,16 +17,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from accessbench.kernels import registry
 from accessbench.kernels.device import resolve_device
-from accessbench.kernels.errors import StrategyUnavailable
 from accessbench.reports import write_report
 from accessbench.suite.measure.distributed import RankSession, launched
 from accessbench.suite.measure.lifecycle import Config
-from accessbench.suite.measure.records import Record
+from accessbench.suite.measure.records import RESULTS_FILE, Record, read_records
 from accessbench.suite.probe.busy import busy_warning
 from accessbench.suite.probe.ceilings import ensure_probe_isolated
 from accessbench.suite.runner.isolation import DEFAULT_TIMEOUT_S
 from accessbench.suite.runner.plugins import load_plugins
 from accessbench.suite.runner.ranks import RankLeader, follow, for_ranks, shared_run_dir
+from accessbench.suite.runner.rundir import RunLock, check_run_info, write_run_info
 from accessbench.suite.runner.sweep import (
     PROFILE_FIRST,
     Sweep,
@@ -36,7 +37,7 @@ from accessbench.suite.runner.sweep import (
     split_available,
 )
 from accessbench.suite.telemetry.settings import TelemetrySettings
-from accessbench.workloads.config import MODES, load_workload
+from accessbench.workloads.config import MODES, Workload, load_workload
 from accessbench.workloads.graphs import graph_path
 
 from .summary import print_summary
@@ -60,7 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--option", "-o", action="append", default=[], metavar="STRATEGY:KEY=V1[,V2]",
                    help="strategy option; several values sweep it (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: results/<time>-<workload>)")
-    p.add_argument("--resume", action="store_true", help="skip configurations already finished in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out: finished rows are kept, failed ones run again")
+    p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows (do not re-run them)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/summary.md at the end")
     p.add_argument("--reprobe", action="store_true", help="measure this machine's ceilings again (probe.json)")
     p.add_argument("--no-probe", action="store_true", help="do not probe the machine's ceilings for the report")
@@ -127,19 +130,18 @@ def _run(args: argparse.Namespace, session: RankSession | None) -> int:
     resolve_device(args.device)  # a device that is not here -> one clear line
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out DIR (the run directory to continue)")
+    sweeps = parse_option_sweeps(args.option)
     if args.strategies:
         names = [s.strip() for s in args.strategies.split(",") if s.strip()]
-        for n in names:
-            registry.get(n)
-        ok, missing = split_available(names)
-        if missing:
-            n, reason = missing[0]
-            raise StrategyUnavailable(f"strategy {n!r} is unavailable here: {reason}")
+    elif sweeps:  # -o alone: only the strategies it names
+        names = list(sweeps)
     else:
-        ok, missing = split_available(registry.names())
-    sweeps = parse_option_sweeps(args.option)
+        names = registry.names()
+    for n in names:
+        registry.get(n)  # an unknown name -> one line listing the valid ones
+    ok, missing = split_available(names)  # unavailable here: skipped rows with the reason, as in a bare run
     for strategy in sweeps:
-        if strategy not in ok:
+        if strategy not in names:
             raise ValueError(f"--option names strategy {strategy!r}, which is not in this run")
     configs = expand_matrix(ok, [wl], [args.mode], args.device, sweeps)
     skipped = [(c, reason) for n, reason in missing
@@ -153,9 +155,23 @@ def _run(args: argparse.Namespace, session: RankSession | None) -> int:
         raise ValueError(f"--profile names strategy {args.profile!r}, which is not run here; run: {', '.join(ok)}")
     sweep = Sweep(configs=configs, run_dir=run_dir, resume=args.resume, skipped=skipped,
                   isolate=not args.no_isolate and session is None, timeout_s=args.timeout or None, telemetry=settings,
-                  profile=args.profile)
+                  profile=args.profile, rerun_failed=not args.keep_failed)
     if session is not None and not session.leader:
         return follow(session, sweep)
+    with RunLock(run_dir):
+        return _lead(args, sweep, wl, names, session)
+
+
+def _lead(args: argparse.Namespace, sweep: Sweep, wl: Workload, names: list[str],
+          session: RankSession | None) -> int:
+    """The sweep itself, with the run directory locked: run.json, probe, rows, summary, report."""
+    run_dir = sweep.run_dir
+    info = {"workloads": [wl.name, wl.identity()], "mode": args.mode, "device": args.device, "strategies": names,
+            "options": args.option, "argv": sys.argv[1:], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if args.resume:
+        check_run_info(run_dir, info)
+        _say_resume(run_dir, sweep)
+    write_run_info(run_dir, info)
     console = Console(stderr=True)
     busy = busy_warning()
     if busy:
@@ -179,6 +195,19 @@ def _run(args: argparse.Namespace, session: RankSession | None) -> int:
         console.print(f"report: {paths.html}", highlight=False)
     failed = [r for r in records if r.status == "failed"]
     return 1 if failed else 0
+
+
+def _say_resume(run_dir: Path, sweep: Sweep) -> None:
+    """One line: what --resume keeps and what it runs again."""
+    rows, _ = read_records(run_dir / RESULTS_FILE)
+    last = {r.get("config_key"): r.get("status") for r in rows}
+    keys = [c.key for c in sweep.configs] + [c.key for c, _ in sweep.skipped]
+    kept = sum(1 for k in keys if last.get(k) in ("ok", "skipped") or (last.get(k) == "failed" and
+                                                                          not sweep.rerun_failed))
+    rerun = sum(1 for k in keys if last.get(k) == "failed" and sweep.rerun_failed)
+    new = sum(1 for k in keys if k not in last)
+    sys.stderr.write(f"resume: {kept} configuration(s) already finished and kept, {rerun} failed one(s) run again, "
+                     f"{new} not run yet\n")
 
 
 def _label(cfg: Config) -> str:

@@ -62,12 +62,15 @@ Record = dataclasses.make_dataclass(
 def append_record(path: Path, record: Record) -> None:
     """Append one line and fsync it, so a kill after this returns never loses the row."""
     line = record.to_json() + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:  # a full disk or a read-only directory: say which file and what was being done
+        raise OSError(exc.errno, f"cannot append a result row ({exc.strerror})", str(path)) from None
 
 
 def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:

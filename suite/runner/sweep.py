@@ -26,6 +26,7 @@ from accessbench.suite.telemetry.settings import TelemetrySettings
 from accessbench.workloads.config import Workload
 
 from .isolation import DEFAULT_TIMEOUT_S, LOG_DIR, WORK_DIR, run_isolated
+from .rundir import unique_dir
 
 __all__ = [
     "PROFILE_FIRST",
@@ -85,9 +86,9 @@ def expand_matrix(strategies: Sequence[str], workloads: Sequence[Workload], mode
 
 
 def prepare_run_dir(out: Path | None, *, workload: str, base: Path = Path("results")) -> Path:
-    """The run directory (created); a new timestamped one under ``results/`` when ``out`` is None."""
-    path = out if out is not None else base / f"{time.strftime('%Y%m%d-%H%M%S')}-{workload}"
+    """The run directory (created); a new, unique timestamped one under ``results/`` when ``out`` is None."""
     try:
+        path = out if out is not None else unique_dir(base, f"{time.strftime('%Y%m%d-%H%M%S')}-{workload}")
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("ok")
