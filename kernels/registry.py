@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import pkgutil
+import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -12,7 +14,7 @@ from typing import Any, TypeVar
 from .base import AccessStrategy
 from .errors import InvalidOptions, StrategyUnavailable
 
-__all__ = ["availability", "create", "get", "names", "option_fields", "parse_options", "register"]
+__all__ = ["availability", "create", "get", "names", "option_docs", "option_fields", "parse_options", "register"]
 
 _REGISTRY: dict[str, type[AccessStrategy]] = {}
 _LOADED = False
@@ -62,6 +64,40 @@ def get(name: str) -> type[AccessStrategy]:
         raise InvalidOptions(f"unknown strategy {name!r}; valid: {', '.join(names())}") from None
 
 
+def option_docs(name: str) -> dict[str, dict[str, str]]:
+    """Each option of strategy ``name``: ``type`` (or the allowed values), ``default`` and ``meaning`` (from the
+    Options docstring's ``name``: meaning lines; empty where the docstring says nothing)."""
+    cls = get(name).Options
+    doc = inspect.getdoc(cls) or ""
+    meanings: dict[str, str] = {}
+    for m in re.finditer(r"^\s*((?:``\w+``(?:,\s*|\s+and\s+|\s*/\s*)?)+):\s*(.*?)(?=^\s*``\w+``|\Z)", doc,
+                         re.S | re.M):
+        for opt in re.findall(r"``(\w+)``", m.group(1)):
+            meanings.setdefault(opt, " ".join(m.group(2).split()))
+    sentences = [" ".join(x.split()) for x in re.split(r"(?<=[.)])\s+(?=``|[A-Z])", doc)]
+    for f in dataclasses.fields(cls):  # else the first sentence that names it (or its ``prefix_*`` family)
+        if f.name not in meanings:
+            family = [f"``{f.name.split('_')[0]}_*``"] if "_" in f.name else []
+            hit = next((x for x in sentences if f"``{f.name}``" in x), None) or next(
+                (x for x in sentences if any(fam in x for fam in family)), None)
+            if hit:
+                meanings[f.name] = hit
+    hints = typing.get_type_hints(cls)
+    out: dict[str, dict[str, str]] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints.get(f.name, f.type)
+        literal = [a for a in typing.get_args(hint) if typing.get_origin(a) is typing.Literal] or (
+            [hint] if typing.get_origin(hint) is typing.Literal else [])
+        if literal:
+            kind = "|".join(str(v) for v in typing.get_args(literal[0]))
+        else:
+            kind = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "?")  # type: ignore[misc]
+        out[f.name] = {"type": str(kind), "default": str(default), "meaning": meanings.get(f.name, "")}
+    return out
+
+
 def option_fields(name: str) -> dict[str, dataclasses.Field[Any]]:
     """The options strategy ``name`` accepts, by option name."""
     return {f.name: f for f in dataclasses.fields(get(name).Options)}
@@ -100,7 +136,9 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise InvalidOptions(f"option {key}={value!r} must be a number")
         try:
-            return annotation(value) if annotation is float else int(str(value), 0) if isinstance(value, str) else int(value)
+            if annotation is float:
+                return annotation(value)
+            return int(str(value), 0) if isinstance(value, str) else int(value)
         except (TypeError, ValueError):
             raise InvalidOptions(f"option {key}={value!r} must be {annotation.__name__}") from None
     if annotation is str:

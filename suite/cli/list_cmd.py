@@ -18,6 +18,8 @@ ORDER = 20
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("strategy", nargs="?", default=None,
+                   help="show this strategy's options: type or allowed values, default and meaning")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plugins", default=None, metavar="MODULES",
                    help="comma-separated modules registering extra strategies (also $ACCESSBENCH_PLUGINS)")
@@ -32,8 +34,28 @@ def _options(name: str) -> str:
     return ", ".join(parts) or "-"
 
 
+def _one(name: str, *, as_json: bool) -> int:
+    docs = registry.option_docs(name)
+    ok, reason = registry.availability()[name]
+    if as_json:
+        import json
+
+        print(json.dumps({"name": name, "available": ok, "reason": reason, "options": docs}, indent=2))
+        return 0
+    t = Table(title=f"{name}: {'available' if ok else 'unavailable: ' + reason}")
+    for col in ("option", "type or values", "default", "meaning"):
+        t.add_column(col, overflow="fold")
+    for opt, d in docs.items():
+        t.add_row(opt, d["type"], d["default"], d["meaning"] or "-")
+    Console().print(t)
+    print(f"set with: accessbench run -s {name} -o {name}:OPTION=VALUE[,VALUE2] (values sweep)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     load_plugins([m.strip() for m in (args.plugins or "").split(",") if m.strip()])
+    if args.strategy is not None:
+        return _one(args.strategy, as_json=args.json)
     avail = registry.availability()
     presets = {n: load_workload(n) for n in preset_names()}
     if args.json:
@@ -58,4 +80,5 @@ def run(args: argparse.Namespace) -> int:
     for n, w in presets.items():
         p.add_row(n, w.mode, w.description)
     console.print(p)
+    print("options of one strategy, with their meaning: accessbench list STRATEGY")
     return 0

@@ -27,6 +27,10 @@ class OutOfCoreOptions:
     ``page_cache_cap`` (io=mmap, needs ``memory_budget_bytes``): emulate a page cache bounded by the budget: after
     a batch, when the store's resident pages pass what the budget leaves after the caches, the store is unmapped,
     its pages dropped and the map reopened (coarser than the kernel's LRU under a real memory cgroup).
+    ``max_io_bytes``: the largest single read (coalesced extents are split above it).
+    ``packed_dir``: where packed batch files go (default: beside the store). ``keep_packed``: keep them after
+    ``close``. ``verify_packed``: check packed files' checksums when they are reused.
+    ``kvikio_compat``: let kvikio fall back to POSIX reads without GPUDirect Storage (recorded in the row).
     """
 
     io: Literal["direct", "mmap", "kvikio"] = "direct"

@@ -105,3 +105,15 @@ def test_report_refuses_rows_without_a_status(tmp_path: Path, capsys: pytest.Cap
     assert main(["report", str(tmp_path)]) == 2
     line = _one_error_line(capsys)
     assert "line(s) 1, 3 have no valid status" in line
+
+
+def test_list_shows_each_option_with_values_default_and_meaning(capsys: pytest.CaptureFixture[str]) -> None:
+    from accessbench.kernels import registry
+
+    for name in registry.names():
+        docs = registry.option_docs(name)
+        assert all(d["meaning"] for d in docs.values()), (name, [k for k, d in docs.items() if not d["meaning"]])
+    assert main(["list", "out-of-core", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["options"]["io"]["type"] == "direct|mmap|kvikio" and data["options"]["io"]["default"] == "direct"
+    assert "O_DIRECT" in data["options"]["io"]["meaning"]
