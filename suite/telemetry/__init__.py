@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -32,6 +32,7 @@ __all__ = [
     "Meter",
     "NullGpuMeter",
     "NullMeter",
+    "Observer",
     "Telemetry",
     "TelemetrySettings",
     "default_meters",
@@ -79,23 +80,48 @@ class _Range:
         self._backend.pop()
 
 
+class Observer(Protocol):
+    """Told where a configuration is: lifecycle ``stage``, measured ``step``, strategy ``phase`` (e.g. the worker's
+    crash heartbeat). Observers are attached to a ``Telemetry``; none is wired into it."""
+
+    def stage(self, name: str) -> None: ...
+
+    def step(self, index: int) -> None: ...
+
+    def phase(self, name: str) -> None: ...
+
+
 class Telemetry:
     """Windows over the measured region, with the device synchronised at both edges; ``clock`` (seconds) times
-    each window's ``window_s``."""
+    each window's ``window_s``. ``observers`` (and ``heartbeat``, one of them) are told each stage, step and
+    phase."""
 
     def __init__(self, device: torch.device, meters: list[Meter] | None = None, *,
                  ranges: RangeBackend | None = None, heartbeat: Heartbeat | None = None,
                  settings: TelemetrySettings | None = None, trace_path: Path | None = None,
-                 clock: Clock = time.perf_counter) -> None:
+                 clock: Clock = time.perf_counter, observers: list[Observer] | None = None) -> None:
         self.device = device
         self.clock = clock
         self.settings = settings or TelemetrySettings()
         self.meters = meters if meters is not None else default_meters(device, self.settings, trace_path=trace_path)
         self.ranges: RangeBackend = ranges if ranges is not None else nvtx_ranges(self.settings.nvtx)
-        self.heartbeat = heartbeat
+        self.observers: list[Observer] = list(observers or [])
+        if heartbeat is not None:
+            self.observers.append(heartbeat)
         self.trace_path = trace_path
         self._active = False
         self._phase_ranges: dict[str, _Range] = {}  # reusable: a phase range carries no state
+
+    @property
+    def heartbeat(self) -> Heartbeat | None:
+        """The attached crash heartbeat, if any (one of the observers)."""
+        return next((o for o in self.observers if isinstance(o, Heartbeat)), None)
+
+    @heartbeat.setter
+    def heartbeat(self, value: Heartbeat | None) -> None:
+        self.observers = [o for o in self.observers if not isinstance(o, Heartbeat)]
+        if value is not None:
+            self.observers.append(value)
 
     @property
     def min_window_s(self) -> float:
@@ -137,8 +163,8 @@ class Telemetry:
     def phase_hook(self, name: str) -> contextlib.AbstractContextManager[Any]:
         """Wraps one strategy phase (timed by the strategy itself): heartbeat (the main thread's phases only: see
         ``Heartbeat.phase``), and an NVTX range inside a window."""
-        if self.heartbeat is not None:
-            self.heartbeat.phase(name)
+        for o in self.observers:
+            o.phase(name)
         if not self._active:
             return _NULL
         rng = self._phase_ranges.get(name)
@@ -148,14 +174,14 @@ class Telemetry:
 
     def step(self, index: int) -> contextlib.AbstractContextManager[Any]:
         """Wraps one measured step: heartbeat, and an NVTX range ``step`` with the step number as payload."""
-        if self.heartbeat is not None:
-            self.heartbeat.step(index)
+        for o in self.observers:
+            o.step(index)
         return _Range(self.ranges, "step", index) if self._active else _NULL
 
     def stage(self, name: str) -> None:
-        """Tell the heartbeat which lifecycle stage the configuration is in."""
-        if self.heartbeat is not None:
-            self.heartbeat.stage(name)
+        """Tell the observers which lifecycle stage the configuration is in."""
+        for o in self.observers:
+            o.stage(name)
 
     @contextlib.contextmanager
     def ranges_to(self, backend: RangeBackend) -> Iterator[None]:
