@@ -99,10 +99,12 @@ class _TablePool:
 _TABLES = _TablePool()
 
 
-def _merge(table: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor | None, base: torch.Tensor | int
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _merge(table: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor | None, base: torch.Tensor | int, *,
+           record: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Give the ``ids`` (int64 ``[M]``, entries where ``valid`` is False ignored) not yet in ``table`` the local ids
-    ``base, base+1, ...`` in first-occurrence order, and record them in ``table``.
+    ``base, base+1, ...`` in first-occurrence order, and record them in ``table`` (``record=False``: the caller
+    records them before the next merge, e.g. once per new id after compaction; until then ``table`` holds
+    ``_POS + first position`` for the new ids).
 
     Returns ``(local, is_new, new_rank)``: int32 ``[M]`` local id of every entry (garbage where invalid), bool ``[M]``
     True at the first occurrence of a new id, int32 ``[M]`` inclusive count of new ids up to each entry.
@@ -121,7 +123,8 @@ def _merge(table: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor | None, b
     new_rank = torch.cumsum(is_new, 0, dtype=torch.int32)
     first = (seen - _POS).clamp_(min=0)  # where this hop first saw the id (0 for ids of earlier hops)
     local = torch.where(seen < _POS, seen, new_rank.index_select(0, first).add_(base - 1))
-    table.scatter_(0, key, local)  # every occurrence of an id writes the same value
+    if record:
+        table.scatter_(0, key, local)  # every occurrence of an id writes the same value
     return local, is_new, new_rank
 
 
@@ -312,7 +315,7 @@ def sample_blocks(
                     total, nbig = _host_ints(_counts(deg, fanout))
                 row, nbr = _draw_exact(indices, start, deg, fanout, total, nbig, generator)
             base = num_seeds_t.reshape(()) if hop == 0 else num_dst
-            src, is_new, new_rank = _merge(table, nbr, valid, base)
+            src, is_new, new_rank = _merge(table, nbr, valid, base, record=False)
             new_t = new_rank[-1:] if nbr.numel() else zero
             reads = [num_seeds_t] if hop == 0 else []
             if valid is not None:
@@ -331,8 +334,9 @@ def sample_blocks(
                                     torch.where(seed_new, seed_rank.to(torch.int64) - 1, num_dst), num_dst)
                     nodes, start, deg = kept[0], kept[1], kept[2]
             assert nodes is not None
-            dst = seed_local.index_select(0, row) if hop == 0 else row
-            edge_index = torch.stack([src.to(torch.int64), dst.to(torch.int64)])
+            edge_index = torch.empty((2, src.numel()), dtype=torch.int64, device=dev)
+            edge_index[0] = src
+            edge_index[1] = seed_local.index_select(0, row) if hop == 0 else row
             if valid is not None:
                 edge_count = got.pop(0)
                 edge_index = _compact(edge_index, _edge_slots(take, fanout, total_t), edge_count)
@@ -343,6 +347,8 @@ def sample_blocks(
                 nodes = torch.cat([nodes, _compact(nbr, slot, num_new)])
             else:
                 new = _compact(torch.stack([nbr, c_start, c_deg]), slot, num_new)
+                # record the new ids' local ids: one write per new id, not one per sampled edge
+                table.scatter_(0, new[0], torch.arange(num_dst, num_dst + num_new, dtype=torch.int32, device=dev))
                 nodes, start, deg = (torch.cat([a, b]) for a, b in zip((nodes, start, deg), new))
                 total, nbig = got
             num_dst += num_new
