@@ -79,15 +79,24 @@ class AccessStrategy(abc.ABC):
         self._closed = False
 
     # ---- capabilities -------------------------------------------------------------------------------------------
+    #: Class-level capabilities (``capabilities`` answers them for given options without building a strategy).
+    NEEDS_CUDA: ClassVar[bool] = False
+    SUPPORTS_RANKS: ClassVar[bool] = False
+
+    @classmethod
+    def capabilities(cls, options: Any | None = None) -> dict[str, bool]:
+        """``needs_cuda`` and ``supports_ranks`` for ``options`` (an ``Options`` instance or None), nothing built."""
+        return {"needs_cuda": cls.NEEDS_CUDA, "supports_ranks": cls.SUPPORTS_RANKS}
+
     @property
     def needs_cuda(self) -> bool:
         """True when the strategy cannot run without a CUDA device."""
-        return False
+        return type(self).capabilities(self.options)["needs_cuda"]
 
     @property
     def supports_ranks(self) -> bool:
         """True when several ranks (torch.distributed) can share the strategy's placement."""
-        return False
+        return type(self).capabilities(self.options)["supports_ranks"]
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:

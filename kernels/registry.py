@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from .base import AccessStrategy
 from .errors import InvalidOptions, StrategyUnavailable
 
-__all__ = ["availability", "create", "get", "names", "option_docs", "option_fields", "parse_options", "register"]
+__all__ = ["availability", "capabilities", "create", "get", "names", "option_docs", "option_fields", "parse_options", "register"]
 
 _REGISTRY: dict[str, type[AccessStrategy]] = {}
 _LOADED = False
@@ -62,6 +62,11 @@ def get(name: str) -> type[AccessStrategy]:
         return _REGISTRY[name]
     except KeyError:
         raise InvalidOptions(f"unknown strategy {name!r}; valid: {', '.join(names())}") from None
+
+
+def capabilities(name: str, **options: Any) -> dict[str, bool]:
+    """``needs_cuda`` and ``supports_ranks`` of strategy ``name`` with ``options``, without building it."""
+    return get(name).capabilities(parse_options(name, options))
 
 
 def option_docs(name: str) -> dict[str, dict[str, str]]:

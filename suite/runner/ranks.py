@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from accessbench.kernels import registry
-from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.errors import AccessBenchError
 from accessbench.suite.measure.distributed import RankSession
 from accessbench.suite.measure.lifecycle import Config, execute, workload_options
@@ -39,20 +38,14 @@ RANKS_DIR = "ranks"
 
 
 def supports_ranks(cfg: Config) -> bool:
-    """Whether ``cfg``'s strategy can share its placement across ranks (asked of an unprepared instance)."""
+    """Whether ``cfg``'s strategy can share its placement across ranks (asked of the class: nothing is built)."""
     options = workload_options(cfg.strategy, cfg.workload)
     options.update(cfg.options)
     try:
-        strategy = registry.create(cfg.strategy, **options)
+        return registry.capabilities(cfg.strategy, **options)["supports_ranks"]
     except (AccessBenchError, ValueError, TypeError):
-        # it cannot be created here: it fails at setup on every rank alike (the row says why) if the class claims
-        # several ranks, else it is skipped like any strategy that does not
-        cls = registry.get(cfg.strategy)
-        return cls.supports_ranks is not AccessStrategy.supports_ranks
-    try:
-        return bool(strategy.supports_ranks)
-    finally:
-        strategy.close()
+        # invalid options fail at setup on every rank alike (the row says why) if the class claims several ranks
+        return bool(registry.get(cfg.strategy).SUPPORTS_RANKS)
 
 
 def for_ranks(configs: Sequence[Config], skipped: Sequence[tuple[Config, str]],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -63,13 +64,13 @@ class Cached(LookaheadLoading):
         self.rank, self.world = 0, 1
 
     # ---- capabilities ---------------------------------------------------------------------------------------
-    @property
-    def needs_cuda(self) -> bool:
-        return self._backing.needs_cuda
+    SUPPORTS_RANKS = True
 
-    @property
-    def supports_ranks(self) -> bool:
-        return True
+    @classmethod
+    def capabilities(cls, options: Any | None = None) -> dict[str, bool]:
+        """Several ranks always; CUDA when the backing path needs it."""
+        backing = options.backing if options is not None else CachedOptions().backing
+        return {"needs_cuda": registry.get(backing).capabilities(None)["needs_cuda"], "supports_ranks": True}
 
     @property
     def sample_device(self) -> torch.device:

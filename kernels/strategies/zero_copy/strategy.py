@@ -128,9 +128,7 @@ class ZeroCopy(AccessStrategy):
         self.counters = BatchLedger()  # rows, bytes, kernel time: per call, or per batch under prefetch
         self._reset_counters()
 
-    @property
-    def needs_cuda(self) -> bool:
-        return True
+    NEEDS_CUDA = True
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
