@@ -36,3 +36,17 @@ def test_options_are_coerced_from_strings() -> None:
 def test_bad_option_values(opts: dict) -> None:
     with pytest.raises(InvalidOptions):
         registry.create("cpu-centric", **opts)
+
+
+def test_capabilities_are_answered_without_building_a_strategy(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from accessbench.kernels import registry
+    from accessbench.kernels.base import AccessStrategy
+
+    def refuse(self, *a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("a strategy was built")
+
+    monkeypatch.setattr(AccessStrategy, "__init__", refuse)
+    assert registry.capabilities("zero-copy") == {"needs_cuda": True, "supports_ranks": False}
+    assert registry.capabilities("cpu-centric") == {"needs_cuda": False, "supports_ranks": False}
+    assert registry.capabilities("cached") == {"needs_cuda": False, "supports_ranks": True}
+    assert registry.capabilities("cached", backing="zero-copy") == {"needs_cuda": True, "supports_ranks": True}
