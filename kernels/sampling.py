@@ -35,7 +35,9 @@ _POS = 1 << 30
 _EMPTY = (1 << 31) - 1
 #: Fanouts above this detect repeated draws by a per-row sort instead of all-pairs compares.
 _PAIRWISE_MAX = 32
-#: Draw grids (rows x fanout) at least this large resolve Floyd's steps one by one (fewer, larger ops).
+#: Floyd resolves its steps one by one (2 small ops per step) for fanouts up to ``_STEPWISE_MAX_K`` or draw grids
+#: (rows x fanout) of at least ``_STEPWISE_MIN``; else all at once (fewer ops, more work: pays off for large k, few rows).
+_STEPWISE_MAX_K = 16
 _STEPWISE_MIN = 16384
 #: Free tables kept per (device, number of nodes); at most this many keys are kept.
 _POOL_KEYS = 4
@@ -144,20 +146,26 @@ def _floyd(deg: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tenso
 
     Robert Floyd's algorithm: step i draws ``t_i`` uniform in ``[0, j_i]``, ``j_i = d - k + i``, and keeps ``t_i``
     unless it was already chosen, in which case it keeps ``j_i``. All draws come first (one ``rand``), so the
-    result depends only on them; the resolution runs either step by step over rows (k small ops on ``[n]``, cheap
-    for many rows) or for all steps at once (``_resolve_all_steps``, fewer ops, for few rows): same result.
+    result depends only on them; the resolution runs either step by step (two ops per step on ``[i, n]``, in
+    float64, where these integers are exact) or for all steps at once (``_resolve_all_steps``, fewer ops for large
+    k): the same result from the same draws.
     """
     n = deg.numel()
     dev = deg.device
-    steps = torch.arange(k, device=dev).unsqueeze(1)  # [k, 1]
-    j = (deg - k) + steps  # [k, n]
-    u = torch.rand(k, n, generator=generator, device=dev, dtype=torch.float64)
-    t = torch.minimum((u * (j + 1)).to(torch.int64), j)
-    if n * k <= _STEPWISE_MIN:
+    if k > _STEPWISE_MAX_K and n * k < _STEPWISE_MIN:  # many steps, few rows: fewer ops resolving all at once
+        steps = torch.arange(k, device=dev).unsqueeze(1)  # [k, 1]
+        j = (deg - k) + steps  # [k, n]
+        u = torch.rand(k, n, generator=generator, device=dev, dtype=torch.float64)
+        t = torch.minimum((u * (j + 1)).to(torch.int64), j)
         return _resolve_all_steps(t, j, deg - k, steps)
+    # the same numbers in float64 (integers below 2**53 are exact), in place: fewer passes over [k, n]
+    j = (deg - k).to(torch.float64) + torch.arange(k, device=dev, dtype=torch.float64).unsqueeze(1)
+    t = torch.rand(k, n, generator=generator, device=dev, dtype=torch.float64)
+    t.mul_(j + 1).floor_()
+    torch.minimum(t, j, out=t)
     for i in range(1, k):  # in place: rows 0..i-1 of t already hold Floyd's choices
         torch.where((t[:i] == t[i]).any(0), j[i], t[i], out=t[i])
-    return t
+    return t.to(torch.int64)
 
 
 def _resolve_all_steps(t: torch.Tensor, j: torch.Tensor, low: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:

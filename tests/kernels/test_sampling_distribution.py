@@ -10,9 +10,9 @@ import math
 
 import pytest
 import torch
+
 from accessbench.kernels import sampling
 from accessbench.kernels.sampling import sample_blocks, sample_neighbors
-
 from tests.conftest import make_graph
 from tests.kernels import sampling_reference as ref
 
@@ -127,3 +127,21 @@ def test_empty_and_edgeless() -> None:
     assert batch.seeds.tolist() == [3, 1] and batch.node_ids.tolist() == [3, 1] and batch.num_edges == 0
     empty = sample_blocks(indptr, indices, torch.empty(0, dtype=torch.int64), [2], torch.Generator())
     assert empty.node_ids.numel() == 0 and empty.num_edges == 0
+
+
+@pytest.mark.parametrize("n,k", [(1024, 10), (300, 25), (64, 40), (2000, 5)])
+def test_floyd_resolutions_agree(monkeypatch: pytest.MonkeyPatch, n: int, k: int) -> None:
+    """Step by step (float64) and all steps at once (pointer doubling) give the same offsets from the same draws."""
+    deg = torch.randint(1, 3 * k, (n,), generator=torch.Generator().manual_seed(n + k))
+    big = deg > k
+    monkeypatch.setattr(sampling, "_STEPWISE_MIN", 0)
+    monkeypatch.setattr(sampling, "_STEPWISE_MAX_K", 1 << 30)
+    stepwise = sampling._floyd(deg, k, torch.Generator().manual_seed(4))
+    monkeypatch.setattr(sampling, "_STEPWISE_MIN", 1 << 40)
+    monkeypatch.setattr(sampling, "_STEPWISE_MAX_K", 0)
+    at_once = sampling._floyd(deg, k, torch.Generator().manual_seed(4))
+    assert stepwise.dtype == at_once.dtype == torch.int64
+    assert torch.equal(stepwise[:, big], at_once[:, big])
+    picks = stepwise[:, big]
+    assert bool((picks >= 0).all()) and bool((picks < deg[big]).all())
+    assert bool((picks.sort(0).values.diff(dim=0) > 0).all())  # k distinct offsets per row
