@@ -43,14 +43,23 @@ class LoadedBatch:
     overlapped: bool = False  # True when the phases ran in the background, hidden behind compute
 
 
-def check_ids(ids: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """Validate a 1-D integer id tensor against ``[0, num_nodes)``; returns it as int64 (same device)."""
+ID_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def check_id_tensor(ids: torch.Tensor) -> None:
+    """Raise ``InvalidIds`` unless ``ids`` is a 1-D tensor of an integer type (values are not checked; no sync)."""
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
         raise InvalidIds("ids must be a 1-D integer tensor")
-    if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+    if ids.dtype not in ID_DTYPES:
         raise InvalidIds(f"ids must be integers, got {ids.dtype}")
+
+
+def check_ids(ids: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """The suite's one id validator: a 1-D integer tensor with values in ``[0, num_nodes)``; returns it as int64
+    (same device). One host synchronisation (``aminmax``) on a device tensor."""
+    check_id_tensor(ids)
     if ids.numel():
-        lo, hi = int(ids.min()), int(ids.max())
+        lo, hi = torch.stack(torch.aminmax(ids)).tolist()
         if lo < 0 or hi >= num_nodes:
             raise InvalidIds(f"ids out of range: min {lo}, max {hi}, valid [0, {num_nodes})")
     return ids.to(torch.int64)

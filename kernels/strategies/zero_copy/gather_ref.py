@@ -12,32 +12,16 @@ from dataclasses import dataclass
 
 import torch
 
-from accessbench.kernels.errors import InvalidIds
+from accessbench.kernels.base import check_id_tensor, check_ids
 
 from .gather_plan import GatherPlan
 from .table import RowTable
 
 __all__ = ["LaneTrace", "check_id_tensor", "emulate_plan", "gather_rows_reference", "validate_row_ids"]
 
-_ID_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-
-
-def check_id_tensor(ids: torch.Tensor) -> None:
-    """Raise ``InvalidIds`` unless ``ids`` is a 1-D tensor of an integer type (values are not checked)."""
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
-        raise InvalidIds("ids must be a 1-D integer tensor")
-    if ids.dtype not in _ID_DTYPES:
-        raise InvalidIds(f"ids must be integers, got {ids.dtype}")
-
-
 def validate_row_ids(ids: torch.Tensor, num_rows: int) -> None:
-    """Raise ``InvalidIds`` unless ``ids`` is a 1-D integer tensor with values in ``[0, num_rows)`` (syncs once)."""
-    check_id_tensor(ids)
-    if ids.numel() == 0:
-        return
-    lo, hi = torch.stack([v.long() for v in torch.aminmax(ids)]).tolist()
-    if lo < 0 or hi >= num_rows:
-        raise InvalidIds(f"ids out of range: min {lo}, max {hi}, valid [0, {num_rows})")
+    """Raise ``InvalidIds`` unless ``ids`` is a 1-D integer tensor with values in ``[0, num_rows)`` (``check_ids``)."""
+    check_ids(ids, num_rows)
 
 
 def gather_rows_reference(table: RowTable, ids: torch.Tensor) -> torch.Tensor:
