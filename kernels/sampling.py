@@ -241,7 +241,7 @@ def _draw_exact(indices: torch.Tensor, start: torch.Tensor, deg: torch.Tensor, f
         b_deg, b_start, b_first = _compact(torch.stack([deg, start, first]), slot, nbig)
         off = _floyd(b_deg, fanout, generator)  # [k, nbig]
         steps = torch.arange(fanout, device=dev).unsqueeze(1)
-        pos.index_copy_(0, (b_first + steps).view(-1), off.add_(b_start).view(-1))  # [k, nbig] order, paired
+        pos.scatter_(0, (b_first + steps).view(-1), off.add_(b_start).view(-1))  # [k, nbig] order, paired
     return row, _neighbours(indices, pos)
 
 
