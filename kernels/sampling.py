@@ -2,18 +2,18 @@
 
 Semantics, shared by every strategy's ``sample`` so results are comparable:
 - hop k draws ``fanouts[k]`` neighbours of every frontier node, without replacement where its degree allows;
-  a node with degree <= fanout keeps all its neighbours; a fanout of -1 keeps all neighbours;
-- draws are Robert Floyd's algorithm, vectorised over its steps (see ``_floyd_offsets``): a node with degree d and
-  fanout k gets each k-subset with equal probability, the work is O(k^2) per node (O(k log k) for k > 32),
-  independent of d;
+  a node with degree <= fanout keeps all its neighbours (no random numbers); a fanout of -1 keeps all neighbours;
+- draws are Robert Floyd's algorithm, vectorised (see ``_floyd``): a node with degree d and fanout k gets each
+  k-subset with equal probability; the work is O(k^2) per drawing node, independent of d;
 - the frontier of hop k+1 is the unique set of hop-k sources, previous frontier first, then new nodes in
   first-occurrence order (relabelled with a reusable node -> local-id table touched only where used, no sorts);
 - random numbers come from ``generator`` only, so equal seeds + equal generator state on the same device give
-  equal samples. Samples are NOT equal to the pre-issue-12 sampler's for the same seed (it drew random numbers only
-  for high-degree nodes, this one draws for every node): same distribution, tested in
-  tests/kernels/test_sampling_distribution.py against tests/kernels/sampling_reference.py;
-- on CUDA one host synchronisation per hop (two for a hop with fanout -1, whose output size is data dependent
-  before the draw): every device -> host read goes through ``_host_ints``. docs/SAMPLING.md has the details.
+  equal samples. Samples are NOT equal to the pre-issue-12 sampler's for the same seed (the draws are consumed in
+  another order): same distribution, tested in tests/kernels/test_sampling_distribution.py against
+  tests/kernels/sampling_reference.py;
+- one host read per hop (one more when the first fanout is -1), each through ``_host_ints``: the read after hop
+  k's draw carries hop k+1's edge and drawing-row counts, so hops 2.. draw into exact edge lists (hop 1 draws on a
+  padded ``[seeds, fanout]`` grid). docs/SAMPLING.md has the details and the measurements.
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def sample_blocks(
         seed_local, seed_new, seed_rank = _merge(table, seeds, None, 0)
         num_seeds_t = seed_rank[-1:] if seeds.numel() else zero
         # hop 1 draws for the first occurrence of each seed: padded rows, local ids seed_local
-        rows, start, deg = seeds, *_bounds(indptr, seeds, seed_new)
+        start, deg = _bounds(indptr, seeds, seed_new)
         nodes: torch.Tensor | None = None
         blocks: list[Block] = []
         num_dst = total = nbig = 0

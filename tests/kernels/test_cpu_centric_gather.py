@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from accessbench.kernels import registry
 
+from accessbench.kernels import registry
 from tests.conftest import make_graph
 
 DEVICE = torch.device("cpu")

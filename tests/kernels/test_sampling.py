@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from accessbench.kernels.sampling import sample_blocks, sample_neighbors, unique_first_occurrence, validate_fanouts
 
+from accessbench.kernels.sampling import sample_blocks, sample_neighbors, unique_first_occurrence, validate_fanouts
 from tests.conftest import make_graph
 
 
@@ -116,3 +116,36 @@ def test_one_host_sync_per_hop_without_a_gpu(monkeypatch: pytest.MonkeyPatch, fa
     assert forbidden == []
     assert len(reads) <= len(fanouts)
     assert batch.num_edges > 0
+
+
+@pytest.mark.parametrize("fanouts,max_reads", [([5, -1, 3], 3), ([-1, 2], 3), ([4, 4, -1], 3)])
+def test_all_neighbour_hops_cost_a_read_only_first(monkeypatch: pytest.MonkeyPatch, fanouts: list[int],
+                                                     max_reads: int) -> None:
+    """A fanout of -1 after hop 1 rides on the previous hop's read; only a first hop of -1 adds one."""
+    from accessbench.kernels import sampling
+
+    graph = make_graph(num_nodes=500, max_degree=12, seed=5)
+    reads: list[int] = []
+    orig = sampling._host_ints
+    monkeypatch.setattr(sampling, "_host_ints", lambda t: reads.append(t.numel()) or orig(t))
+    batch = sample_blocks(graph.indptr, graph.indices, torch.tensor([3, 8, 3, 77]), fanouts,
+                          torch.Generator().manual_seed(0))
+    assert len(reads) <= max_reads
+    deg = graph.indptr[1:] - graph.indptr[:-1]
+    for block, fanout in zip(batch.blocks, fanouts):
+        want = deg[batch.node_ids[:block.num_dst]]
+        want = want if fanout < 0 else want.clamp(max=fanout)
+        assert torch.equal(torch.bincount(block.edge_index[1], minlength=block.num_dst), want)
+
+
+def test_sample_neighbors_reads_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accessbench.kernels import sampling
+
+    graph = make_graph(num_nodes=300, max_degree=30, seed=6)
+    reads: list[int] = []
+    orig = sampling._host_ints
+    monkeypatch.setattr(sampling, "_host_ints", lambda t: reads.append(t.numel()) or orig(t))
+    for fanout in (4, -1):
+        reads.clear()
+        sample_neighbors(graph.indptr, graph.indices, torch.arange(0, 300, 2), fanout, torch.Generator())
+        assert len(reads) == 1
