@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from accessbench.kernels import registry
+from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.errors import AccessBenchError
 from accessbench.suite.measure.distributed import RankSession
 from accessbench.suite.measure.lifecycle import Config, execute, workload_options
@@ -41,11 +42,15 @@ def supports_ranks(cfg: Config) -> bool:
     """Whether ``cfg``'s strategy can share its placement across ranks (asked of the class: nothing is built)."""
     options = workload_options(cfg.strategy, cfg.workload)
     options.update(cfg.options)
+    cls = registry.get(cfg.strategy)
     try:
+        if cls.supports_ranks is not AccessStrategy.supports_ranks:  # a plugin that overrides the property itself
+            with registry.create(cfg.strategy, **options) as strategy:
+                return bool(strategy.supports_ranks)
         return registry.capabilities(cfg.strategy, **options)["supports_ranks"]
     except (AccessBenchError, ValueError, TypeError):
         # invalid options fail at setup on every rank alike (the row says why) if the class claims several ranks
-        return bool(registry.get(cfg.strategy).SUPPORTS_RANKS)
+        return bool(cls.SUPPORTS_RANKS) or cls.supports_ranks is not AccessStrategy.supports_ranks
 
 
 def for_ranks(configs: Sequence[Config], skipped: Sequence[tuple[Config, str]],

@@ -84,9 +84,7 @@ def check_run_info(run_dir: Path, info: dict[str, Any], *, keys: tuple[str, ...]
     """For ``--resume``: the directory's run.json must describe the same run (RunDirError saying what differs)."""
     path = run_dir / RUN_INFO
     if not path.exists():
-        if (run_dir / "results.jsonl").exists():
-            return  # a run directory written before run.json existed: resume by config keys alone
-        raise RunDirError(f"{run_dir} holds no run to resume (no {RUN_INFO}, no results.jsonl)")
+        return  # nothing recorded yet (a run killed before it wrote run.json, or an older one): keys alone decide
     try:
         old = json.loads(path.read_text())
     except ValueError:

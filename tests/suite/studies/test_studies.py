@@ -223,7 +223,7 @@ def test_pytorch_direct_grid_covers_the_published_one_and_quick_is_smaller() -> 
     quick = study.plan(Context(quick=True, device="cuda:0"))
     cells = {(p.config.workload.graph.feat_dim * (4 if p.config.workload.graph.dtype == "float32" else 2),
               p.config.workload.gather_ids, p.config.workload.graph.dtype)
-             for p in full if p.config.mode == "gather"}
+             for p in full if p.role.startswith("gather-")}
     assert {rb for rb, _, _ in cells} == {4, 64, 512, 1024, 4096}
     assert {n for _, n, _ in cells} == {1_000, 10_000, 100_000, 1_000_000}
     assert {d for _, _, d in cells} == {"float32", "float16"}
@@ -233,6 +233,6 @@ def test_pytorch_direct_grid_covers_the_published_one_and_quick_is_smaller() -> 
             assert g.num_nodes * g.feat_dim * (4 if g.dtype == "float32" else 2) >= 256 << 20
     strategies = {p.config.strategy for p in full}
     assert {"zero-copy", "cpu-centric", "device-resident", "ceiling:pinned-memcpy", "ceiling:host-gather"} <= strategies
-    assert {p.config.mode for p in full} == {"gather", "train"}
+    assert {p.config.mode for p in full} == {"gather", "sample", "train"}
     assert len(quick) < len(full) and all(p.skip is None for p in full)
     assert all(p.skip and "CUDA" in p.skip for p in study.plan(Context(quick=True, device="cpu")))
