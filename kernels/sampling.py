@@ -163,8 +163,9 @@ def _floyd(deg: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tenso
     t = torch.rand(k, n, generator=generator, device=dev, dtype=torch.float64)
     t.mul_(j + 1).floor_()
     torch.minimum(t, j, out=t)
+    t_rows, j_rows = t.unbind(0), j.unbind(0)
     for i in range(1, k):  # in place: rows 0..i-1 of t already hold Floyd's choices
-        torch.where((t[:i] == t[i]).any(0), j[i], t[i], out=t[i])
+        torch.where((t[:i] == t_rows[i]).any(0), j_rows[i], t_rows[i], out=t_rows[i])
     return t.to(torch.int64)
 
 
@@ -332,7 +333,7 @@ def sample_blocks(
             reads.append(new_t)
             if not last:  # the next frontier, uncompacted: this hop's rows, then the new ids where is_new
                 c_start, c_deg = _bounds(indptr, nbr, is_new)
-                reads.append(_counts(deg, fanouts[hop + 1]) + _counts(c_deg, fanouts[hop + 1]))
+                reads.append(_counts(torch.cat([deg, c_deg]), fanouts[hop + 1]))
             got = _host_ints(torch.cat(reads))
             if hop == 0:
                 num_dst = got.pop(0)
