@@ -142,6 +142,29 @@ class AccessStrategy(abc.ABC):
         """True when gathered rows cross a host-to-device link as a separate phase."""
         return self.samples_on_host and self.device.type == "cuda"
 
+    # ---- ids ----------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def trusting_ids(self) -> Iterator[None]:
+        """Inside the block, on this thread, ``valid_ids`` checks shape and type only: for ids this strategy's own
+        sampler produced (in range by construction), so no device sync is spent re-checking them."""
+        prev = getattr(self._tls, "trusted", False)
+        self._tls.trusted = True
+        try:
+            yield
+        finally:
+            self._tls.trusted = prev
+
+    def ids_trusted(self) -> bool:
+        """Whether this thread is inside ``trusting_ids``."""
+        return bool(getattr(self._tls, "trusted", False))
+
+    def valid_ids(self, ids: torch.Tensor, num_nodes: int) -> torch.Tensor:
+        """``check_ids`` (one sync), or only the shape and type check inside ``trusting_ids``; int64 ids."""
+        if self.ids_trusted():
+            check_id_tensor(ids)
+            return ids.to(torch.int64)
+        return check_ids(ids, num_nodes)
+
     # ---- pipelined loading --------------------------------------------------------------------------------------
     def load(
         self, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int], *, generator: torch.Generator
@@ -151,7 +174,8 @@ class AccessStrategy(abc.ABC):
             with self.collect_phases() as phase_s:
                 with self.phase("sample"):
                     batch = self.sample(seeds, fanouts, generator=generator)
-                feats = self.gather(batch.node_ids)
+                with self.trusting_ids():  # the sampler's own ids: no range re-check
+                    feats = self.gather(batch.node_ids)
                 batch = self.blocks_to_device(batch)
             yield LoadedBatch(batch, feats, phase_s)
 

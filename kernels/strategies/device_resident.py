@@ -53,7 +53,7 @@ class DeviceResident(AccessStrategy):
         """``index_select`` in device memory."""
         g = self._require_prepared()
         with self.phase("gather"):  # moving and validating the ids is part of the gather, as in every strategy
-            ids = check_ids(ids.to(self.device), g.num_nodes)
+            ids = self.valid_ids(ids.to(self.device), g.num_nodes)
             out = torch.index_select(self._features, 0, ids)
         self._stats.count_rows(ids.numel(), g.row_bytes)
         self._stats.add_bytes("device", 2 * ids.numel() * g.row_bytes)  # read rows, write the result

@@ -127,7 +127,8 @@ class LookaheadLoading(AccessStrategy):
             for tier, n in item.deferred.items():  # this batch's sampling bytes count now, at consumption
                 self._deferred[tier] = self._deferred.get(tier, 0) + n
             with self.collect_phases() as more:
-                feats = self.gather(item.batch.node_ids)
+                with self.trusting_ids():
+                    feats = self.gather(item.batch.node_ids)
                 moved = self.blocks_to_device(item.batch)
             _add_seconds(phase_s, more)
             _add_seconds(phase_s, carry)

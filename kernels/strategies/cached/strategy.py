@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from accessbench.kernels import registry
-from accessbench.kernels.base import check_ids
 from accessbench.kernels.errors import InvalidOptions, StrategyUnavailable
 from accessbench.kernels.registry import register
 from accessbench.kernels.sampling import unique_first_occurrence
@@ -168,7 +167,8 @@ class Cached(LookaheadLoading):
     # ---- gathering --------------------------------------------------------------------------------------------
     def _fetch(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows from the backing path, on the compute device."""
-        return self._backing.gather(ids).to(self.device)
+        with self._backing.trusting_ids():  # validated by this strategy's gather already
+            return self._backing.gather(ids).to(self.device)
 
     def gather(self, ids: torch.Tensor) -> torch.Tensor:
         """Cache hits from device memory (or a peer's shard), misses from the victim ring or the backing path."""
@@ -176,7 +176,7 @@ class Cached(LookaheadLoading):
         assert self._policy is not None and self._rows is not None
         rb = g.row_bytes
         with self.phase("gather"):  # moving and validating the ids is part of the gather, as in every strategy
-            ids = check_ids(ids.to(self.device), g.num_nodes)
+            ids = self.valid_ids(ids.to(self.device), g.num_nodes)
             self._stats.count_rows(ids.numel(), rb)
             uniq, inv = unique_first_occurrence(ids)
             mult = torch.bincount(inv, minlength=uniq.numel())

@@ -244,7 +244,7 @@ class OutOfCore(AccessStrategy):
         asm = self._asm
         assert asm is not None and self._planner is not None
         with self.phase("gather"):  # moving the ids to the host and validating them is part of the gather
-            ids = check_ids(ids.cpu(), g.num_nodes)
+            ids = self.valid_ids(ids.cpu(), g.num_nodes)
             uniq, inv = torch.unique(ids, return_inverse=True)
             slot = asm.static.lookup(uniq) if asm.static is not None else torch.full_like(uniq, -1)
             residual = torch.nonzero(slot < 0).flatten()

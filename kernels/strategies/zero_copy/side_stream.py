@@ -228,7 +228,8 @@ class SideStreamLoader(BatchProducer):
         with s.collect_phases() as phase_s, s.counters.collect() as counts:
             with s.phase("sample"):
                 batch = s.sample(seeds, fanouts, generator=generator)
-            feats = s.gather(batch.node_ids)
+            with s.trusting_ids():
+                feats = s.gather(batch.node_ids)
         ready = None
         if s.device.type == "cuda":
             ready = torch.cuda.Event()

@@ -283,7 +283,8 @@ class ZeroCopy(AccessStrategy):
         with self.counters.counting() as counts:
             # the phase starts before the ids move to the device and are validated, as in every strategy
             with self.phase("gather"):
-                prepared = ug.prepare_ids(ids, g.num_nodes, device=self.device, sort=opts.sort_ids)
+                prepared = ug.prepare_ids(ids, g.num_nodes, device=self.device, sort=opts.sort_ids,
+                                          check=not self.ids_trusted())
                 out = torch.empty((prepared.n, table.row_elems), dtype=table.dtype, device=self.device)
                 if prepared.n:
                     plan = self._plan(out)

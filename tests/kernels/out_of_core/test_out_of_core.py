@@ -99,7 +99,7 @@ def test_page_cache_drop_is_recorded(store: tuple[GraphData, torch.Tensor]) -> N
     with create("out-of-core", io="mmap") as s:
         s.prepare(g, torch.device("cpu"))
         drop = s.stats().extras["page_cache_drop"][0]
-        assert drop["method"] == "posix_fadvise(POSIX_FADV_DONTNEED)"
+        assert drop["method"].endswith("posix_fadvise(POSIX_FADV_DONTNEED)")  # after releasing own mappings, if any
         assert drop["ok"] is True and drop["resident_after"] == 0.0
         assert s.stats().extras["page_cache_dropped"] is True
         s.gather(torch.arange(0, g.num_nodes, 7))
