@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
+
 from accessbench.kernels import sampling
 from accessbench.kernels.types import GraphData
 from accessbench.workloads.config import load_workload
 from accessbench.workloads.graphs import materialise
-
 from tests.kernels import sampling_reference
 
 __all__ = ["SamplingSuite", "compare", "main"]
@@ -69,8 +70,8 @@ def compare(preset: str, threads: int, *, batches: int = 20, rounds: int = 3) ->
 class SamplingSuite:
     """One batch of 1024 seeds, new vs reference sampler, per preset and thread count."""
 
-    params = [PRESETS, THREADS]
-    param_names = ["preset", "threads"]
+    params: ClassVar[list[list]] = [PRESETS, THREADS]
+    param_names: ClassVar[list[str]] = ["preset", "threads"]
     timeout = 600
 
     def setup_cache(self) -> None:

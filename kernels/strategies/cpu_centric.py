@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
 from accessbench.kernels.base import AccessStrategy, LoadedBatch, check_ids
 from accessbench.kernels.device import cuda_available
 from accessbench.kernels.errors import InvalidOptions, StrategyUnavailable

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from accessbench.kernels import sampling
 from accessbench.workloads.config import load_workload
 from accessbench.workloads.graphs import materialise
-
 from tests.kernels import sampling_reference
 
 pytestmark = pytest.mark.slow
