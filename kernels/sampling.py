@@ -247,28 +247,25 @@ def _draw_exact(indices: torch.Tensor, start: torch.Tensor, deg: torch.Tensor, f
 
 
 def _draw_grid(indices: torch.Tensor, start: torch.Tensor, deg: torch.Tensor, fanout: int,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw ``min(deg, fanout)`` neighbours per row on a padded ``[n, fanout]`` grid (no host read needed).
 
-    Returns ``(row, nbr, valid, take)``, the first three flat ``[n * fanout]``: row index, neighbour id (int64),
-    whether the slot holds an edge; and int64 ``[n]`` edges per row.
+    Returns ``(nbr, valid, take)``: flat ``[n * fanout]`` neighbour id (int64) and whether the slot holds an edge
+    (slot ``r * fanout + i`` belongs to row r), and int64 ``[n]`` edges per row.
     """
-    dev = deg.device
-    n = deg.numel()
     take = deg.clamp(max=fanout)
-    steps = torch.arange(fanout, device=dev)
+    steps = torch.arange(fanout, device=deg.device)
     offsets = torch.where((deg > fanout).unsqueeze(1), _floyd(deg, fanout, generator).t(), steps)
     valid2 = steps < take.unsqueeze(1)
     pos = torch.where(valid2, start.unsqueeze(1) + offsets, 0).reshape(-1)
-    row = torch.arange(n, device=dev).repeat_interleave(fanout, output_size=n * fanout)
-    return row, _neighbours(indices, pos), valid2.reshape(-1), take
+    return _neighbours(indices, pos), valid2.reshape(-1), take
 
 
-def _edge_slots(take: torch.Tensor, fanout: int, total: torch.Tensor) -> torch.Tensor:
+def _edge_slots(take: torch.Tensor, valid: torch.Tensor, fanout: int, total: torch.Tensor) -> torch.Tensor:
     """Where each ``[n, fanout]`` grid slot goes in the compact edge list (``total`` for padding)."""
     first = torch.cumsum(take, 0) - take
-    steps = torch.arange(fanout, device=take.device)
-    return torch.where(steps < take.unsqueeze(1), first.unsqueeze(1) + steps, total).view(-1)
+    slot = first.unsqueeze(1) + torch.arange(fanout, device=take.device)
+    return torch.where(valid.view(-1, fanout), slot, total).view(-1)
 
 
 def sample_neighbors(
@@ -318,7 +315,8 @@ def sample_blocks(
             last = hop == len(fanouts) - 1
             valid = None
             if hop == 0 and fanout >= 0:
-                row, nbr, valid, take = _draw_grid(indices, start, deg, fanout, generator)
+                nbr, valid, take = _draw_grid(indices, start, deg, fanout, generator)
+                row = None
             else:
                 if hop == 0:  # fanout -1: the exact size is needed before the draw
                     total, nbig = _host_ints(_counts(deg, fanout))
@@ -345,10 +343,13 @@ def sample_blocks(
             assert nodes is not None
             edge_index = torch.empty((2, src.numel()), dtype=torch.int64, device=dev)
             edge_index[0] = src
-            edge_index[1] = seed_local.index_select(0, row) if hop == 0 else row
+            if row is None:  # hop 1's grid: slot r * fanout + i belongs to seed r
+                edge_index[1].view(-1, fanout).copy_(seed_local.unsqueeze(1))
+            else:
+                edge_index[1] = seed_local.index_select(0, row) if hop == 0 else row
             if valid is not None:
                 edge_count = got.pop(0)
-                edge_index = _compact(edge_index, _edge_slots(take, fanout, total_t), edge_count)
+                edge_index = _compact(edge_index, _edge_slots(take, valid, fanout, total_t), edge_count)
             num_new = got.pop(0)
             blocks.append(Block(num_src=num_dst + num_new, num_dst=num_dst, edge_index=edge_index))
             slot = torch.where(is_new, new_rank.to(torch.int64) - 1, num_new)
