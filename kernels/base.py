@@ -142,6 +142,14 @@ class AccessStrategy(abc.ABC):
         """True when gathered rows cross a host-to-device link as a separate phase."""
         return self.samples_on_host and self.device.type == "cuda"
 
+    # ---- the measured window -----------------------------------------------------------------------------------
+    def before_measure(self) -> None:
+        """Called after the warm-up, just before the measured window: size buffers now, never in a measured step."""
+
+    def measure_notes(self) -> list[str]:
+        """Notes for the record about the measured window (e.g. an allocation that landed inside it)."""
+        return []
+
     # ---- ids ----------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def trusting_ids(self) -> Iterator[None]:

@@ -73,6 +73,9 @@ class _Staging:
     tensor costs a page fault per 4 KiB on first touch, which was two thirds of a gather of 100k rows.
     """
 
+    #: Headroom over the warm-up's largest batch when the slots are sized before the measured window.
+    HEADROOM = 1.25
+
     def __init__(self, slots: int, pinned: bool, *, handed_out: bool = False) -> None:
         self.pinned = pinned
         self.handed_out = handed_out
@@ -80,6 +83,29 @@ class _Staging:
         self.events: list[torch.cuda.Event | None] = [None] * slots
         self.next = 0
         self.lock = threading.Lock()
+        self.peak_rows = 0  # the largest batch asked for so far
+        self.shape: tuple[int, torch.dtype] | None = None  # (row width, dtype) of the last batch
+        self.measuring = False
+        self.reserved_rows = 0
+        self.allocations_in_window = 0  # buffers allocated after ``reserve`` (a growth inside the measurement)
+        self.bytes_allocated_in_window = 0
+
+    def reserve(self, headroom: float = HEADROOM) -> int:
+        """Size every slot for the largest batch seen so far (the warm-up's) times ``headroom``, before the measured
+        window, so no allocation (a pinned one can take hundreds of ms) lands in a measured step. Returns rows."""
+        if self.shape is None or self.peak_rows == 0:
+            return 0
+        dim, dtype = self.shape
+        rows = int(self.peak_rows * headroom) + 1
+        for slot, buf in enumerate(self.buffers):
+            if buf is None or buf.shape[0] < rows or buf.shape[1] != dim or buf.dtype != dtype:
+                if self.events[slot] is not None:
+                    self.events[slot].synchronize()
+                self.buffers[slot] = torch.empty((rows, dim), dtype=dtype, pin_memory=self.pinned)
+        self.measuring = True
+        self.reserved_rows = rows
+        self.allocations_in_window = self.bytes_allocated_in_window = 0
+        return rows
 
     def acquire(self, rows: int, dim: int, dtype: torch.dtype) -> tuple[int, torch.Tensor]:
         with self.lock:
@@ -89,12 +115,17 @@ class _Staging:
         if event is not None:
             event.synchronize()  # the previous copy out of this slot is done
         buf = self.buffers[slot]
+        self.peak_rows = max(self.peak_rows, rows)
+        self.shape = (dim, dtype)
         if buf is not None and self.handed_out and _storage_refs(buf) != 1:
             buf = None  # an earlier result still views it: leave it to its holder
         if buf is None or buf.shape[0] < rows or buf.shape[1] != dim or buf.dtype != dtype:
             capacity = max(rows, 2 * buf.shape[0] if buf is not None and buf.shape[1] == dim else rows, 1)
             buf = torch.empty((capacity, dim), dtype=dtype, pin_memory=self.pinned)
             self.buffers[slot] = buf
+            if self.measuring:
+                self.allocations_in_window += 1
+                self.bytes_allocated_in_window += buf.numel() * buf.element_size()
         return slot, buf[:rows]
 
 
@@ -202,6 +233,19 @@ class CpuCentric(AccessStrategy):
         finally:
             worker.stop()
             self._workers.remove(worker)
+
+    def before_measure(self) -> None:
+        """Size every staging slot for the warm-up's largest batch (with headroom) before the measured window."""
+        if self._staging is not None:
+            self._staging.reserve()
+
+    def measure_notes(self) -> list[str]:
+        st = self._staging
+        if st is None or not st.allocations_in_window:
+            return []
+        return [f"cpu-centric allocated {st.allocations_in_window} staging buffer(s) ({st.bytes_allocated_in_window} "
+                f"bytes{', pinned' if st.pinned else ''}) inside the measured window: a batch outgrew the "
+                f"{st.reserved_rows} rows reserved from the warm-up's largest, or a result was still held"]
 
     def close(self) -> None:
         """Stop prefetch threads, drop staging buffers, restore the thread count."""

@@ -62,7 +62,9 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
         if not rec.exact:
             raise PhaseFailure("verify", AccessBenchError("gathered rows differ from features[ids]"))
     strategy.reset_stats()
+    strategy.before_measure()
     per_step = in_phase("gather", lambda: run_measured(rec, telemetry, wl.steps, one))
+    rec.notes.extend(strategy.measure_notes())
     fill_phases(rec, per_step, strategy)
     data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]
     fill_stats(rec, strategy, sum(data))

@@ -49,7 +49,9 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
     warmup(telemetry, "sample", wl.warmup_steps, one)
     edges[0] = 0
     strategy.reset_stats()
+    strategy.before_measure()
     per_step = in_phase("sample", lambda: run_measured(rec, telemetry, wl.steps, one))
+    rec.notes.extend(strategy.measure_notes())
     fill_phases(rec, per_step, strategy)
     total = sum(s["sample"] for s in per_step)
     rec.edges_per_s = edges[0] / total if total > 0 else None

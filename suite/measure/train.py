@@ -90,7 +90,9 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
         warmup(telemetry, "train", warm, one)
         strategy.reset_stats()
         edges[0] = 0
+        strategy.before_measure()
         per_step = in_phase("train", lambda: run_measured(rec, telemetry, wl.steps, one, defer_idle=True))
+        rec.notes.extend(strategy.measure_notes())
         rec.overlapped = overlapped[0]
         if overlapped[0]:
             rec.notes.append("sample/gather/transfer ran in the background: their times overlap compute; step_s is"

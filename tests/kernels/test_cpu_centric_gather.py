@@ -41,3 +41,27 @@ def test_dropped_results_free_their_slot() -> None:
         assert len(ptrs) <= 2  # prefetch 0: a ring of 2 slots, each reused once its result is dropped
         smaller = s.gather(_ids(99, n=50))  # a smaller batch fits in a slot: still exact
         assert torch.equal(smaller, graph.features[_ids(99, n=50)])
+
+
+def test_staging_is_sized_before_the_measured_window_and_growth_inside_it_is_a_note() -> None:
+    from accessbench.kernels import create
+    from tests.conftest import make_graph
+
+    graph = make_graph(4000, 16, seed=3)
+    with create("cpu-centric") as s:
+        s.prepare(graph, torch.device("cpu"))
+        for n in (100, 300, 800):  # warm-up batches that grow, as the first batches of a run do
+            out = s.gather(torch.randint(0, graph.num_nodes, (n,)))
+            del out
+        s.before_measure()
+        for n in (500, 800, 950):  # within the warm-up's largest (800) plus 25%
+            out = s.gather(torch.randint(0, graph.num_nodes, (n,)))
+            assert out.shape[0] == n
+            del out
+        assert s.measure_notes() == []
+        out = s.gather(torch.randint(0, graph.num_nodes, (3000,)))  # outgrows it: an allocation in the window
+        ids = torch.randint(0, graph.num_nodes, (7,))
+        assert torch.equal(s.gather(ids), graph.features[ids])
+        del out
+        (note,) = s.measure_notes()
+        assert "inside the measured window" in note and f"{int(800 * 1.25) + 1} rows reserved" in note
