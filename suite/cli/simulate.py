@@ -17,6 +17,7 @@ import torch
 from accessbench.kernels.strategies.cached.policies import POLICIES, PolicyConfig
 from accessbench.suite.sim.hardware import BACKING_MODELS, links_from_probe, load_profile, profile_names
 from accessbench.suite.sim.simulator import SimConfig, Trace, as_record_fields, sim_record, simulate
+from accessbench.suite.studies.report import markdown_table
 
 __all__ = ["HELP", "NAME", "add_arguments", "grid", "run", "sim_record"]
 
@@ -115,15 +116,12 @@ def _fmt(v: Any, pct: bool = False) -> str:
 def _table(records: list[dict[str, Any]]) -> str:
     head = ["gpus", "placement", "policy", "cache/GPU", "hit", "device", "peer", "victim", "GB h2d", "GB peer",
             "epoch s (serial)", "epoch s (overlap)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in records:
-        cells = [r["ranks"], r["placement"], r["policy"] + (" +victim" if r["options"]["victim_buffer"] else ""),
-                 _fmt(r["cache_fraction"], True), _fmt(r["hit_rate"], True), _fmt(r["hit_rate_device"], True),
-                 _fmt(r["hit_rate_peer"], True), _fmt(r["hit_rate_victim"], True),
-                 f"{r['bytes_h2d'] / 1e9:.3f}", f"{r['bytes_peer'] / 1e9:.3f}",
-                 _fmt(r["projected_epoch_s"]), _fmt(r["projected_epoch_s_overlap"])]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+    rows = [[r["ranks"], r["placement"], r["policy"] + (" +victim" if r["options"]["victim_buffer"] else ""),
+             _fmt(r["cache_fraction"], True), _fmt(r["hit_rate"], True), _fmt(r["hit_rate_device"], True),
+             _fmt(r["hit_rate_peer"], True), _fmt(r["hit_rate_victim"], True),
+             f"{r['bytes_h2d'] / 1e9:.3f}", f"{r['bytes_peer'] / 1e9:.3f}",
+             _fmt(r["projected_epoch_s"]), _fmt(r["projected_epoch_s_overlap"])] for r in records]
+    return markdown_table(head, rows)
 
 
 def write_records(records: list[dict[str, Any]], path: Path) -> None:
