@@ -78,8 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-nvtx", action="store_true", help="emit no NVTX ranges")
     g.add_argument("--power-interval", type=float, default=0.1, metavar="S",
                    help="GPU power sampling period in seconds, 0 for no power trace (default: 0.1)")
-    g.add_argument("--min-energy-window", type=float, default=1.0, metavar="S",
-                   help="repeat the measured steps until the GPU energy window is this long (default: 1.0)")
+    g.add_argument("--min-energy-window", type=float, default=TelemetrySettings().min_energy_window_s, metavar="S",
+                   help="repeat the measured steps until the GPU energy window is this long (default: %(default)s; "
+                        "the H100's power sensor samples part of the time, so short windows alias)")
     g.add_argument("--idle-baseline", action="store_true",
                    help="after each measurement, meter the idle machine as long and report energy above idle")
     g.add_argument("--profile", nargs="?", const=PROFILE_FIRST, default=None, metavar="STRATEGY",

@@ -19,7 +19,7 @@ from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.types import GraphData
 from accessbench.workloads.batches import random_ids, seed_batches
 from accessbench.workloads.config import Workload
-from accessbench.workloads.models import build_model
+from accessbench.workloads.models import build_model, train_step
 from tests.bench.timers import synchronized_perf_counter
 
 STRATEGIES = ("cpu-centric", "device-resident")
@@ -106,11 +106,7 @@ def test_train_step(benchmark: Any, strategy: AccessStrategy, tiny_graph: GraphD
 
     def step() -> float:
         loaded = next(loader)
-        out = model(loaded.features.float(), loaded.batch)
-        loss = torch.nn.functional.cross_entropy(out, labels[loaded.batch.seeds])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = train_step(model, opt, loaded.features, loaded.batch, labels)
         delivered.append(loaded.features.numel() * loaded.features.element_size())
         return float(loss.detach())
 
