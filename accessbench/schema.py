@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CLAIMS_FILE",
     "FIELDS",
     "FIELD_NAMES",
     "CONTENDED_CORES",
@@ -28,6 +29,7 @@ __all__ = [
     "SAMPLES_CAP",
     "SCHEMA_VERSION",
     "STATUSES",
+    "STUDY_PLAN_FILE",
     "TIERS",
     "Field",
     "ResultsFile",
@@ -44,6 +46,9 @@ SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
 #: The machine's ceilings (``accessbench probe``), in the run directory and the per-machine cache.
 PROBE_FILE = "probe.json"
+#: A study run's plan (roles -> config keys) and its judged claims, in the run directory.
+STUDY_PLAN_FILE = "study.json"
+CLAIMS_FILE = "claims.json"
 #: Power trace of one configuration, in the run directory (``{key}`` is its ``config_key``).
 POWER_TRACE_PATTERN = "power_{key}.csv"
 

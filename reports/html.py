@@ -148,6 +148,26 @@ def comparison_html(comp: Comparison, base_name: str) -> str:
                                             "reason"), row_class=cls, digits=4))
 
 
+def claims_html(claims: dict[str, Any]) -> str:
+    """A study's claims: one row each with the published figure, the measured one, the ratio and the verdict."""
+    rows = []
+    for c in claims.get("claims", []):
+        pub = c.get("published") or {}
+        value = "ordering" if pub.get("value") is None else f"{pub['value']:.3g} {pub.get('unit', '')}"
+        measured = "n/a" if c.get("measured") is None else f"{c['measured']:.3g}"
+        ratio = "n/a" if c.get("ratio") is None else f"{c['ratio']:.2f}"
+        keys = ", ".join(f"{role} ({key})" for role, key in (c.get("rows") or {}).items()) or "-"
+        verdict = str(c.get("verdict", "?"))
+        rows.append(f'<tr class="{esc(verdict.replace(" ", "-"))}"><td>{esc(c.get("id"))}</td><td>{esc(c.get("text"))}'
+                    f"</td><td>{esc(value)}<br><small>{esc(pub.get('hardware'))}; {esc(pub.get('source'))}</small>"
+                    f"</td><td>{esc(measured)}</td><td>{esc(ratio)}</td><td><b>{esc(verdict)}</b></td>"
+                    f"<td>{esc(c.get('reason'))}</td><td><small>{esc(keys)}</small></td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("claim", "what was published", "published", "measured", "ratio",
+                                             "verdict", "how judged", "rows (role, config key)"))
+    return (f"<p>{esc(claims.get('title', ''))}</p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+            "</tbody></table>")
+
+
 def headline_html(lines: Sequence[str]) -> str:
     """The headline lines (which configuration wins, by how much, what bounds it), one paragraph each."""
     return "".join(f'<p class="headline">{esc(line)}</p>' for line in lines)

@@ -62,6 +62,7 @@ class RunData:
     results: pd.DataFrame
     probe: dict[str, Any] = field(default_factory=dict)
     power: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["t_s", "power_w", "gpu", "trace"]))
+    claims: dict[str, Any] = field(default_factory=dict)  # a study run's claims.json (empty for a plain run)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -216,4 +217,17 @@ def load_run(run_dir: str | Path) -> RunData:
     if results.empty:
         notes.append(f"{RESULTS_FILE}: no complete records yet")
     return RunData(path=path, results=results, probe=load_probe(path / PROBE_FILE, notes),
-                   power=load_power(path, notes), notes=notes)
+                   power=load_power(path, notes), notes=notes, claims=load_claims(path / schema.CLAIMS_FILE, notes))
+
+
+def load_claims(path: Path, notes: list[str] | None = None) -> dict[str, Any]:
+    """A study run's judged claims (``claims.json``); ``{}`` for a plain run or an unreadable file (with a note)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        if notes is not None:
+            notes.append(f"{path.name}: not valid JSON; the study's claims are not shown")
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("claims"), list) else {}

@@ -113,6 +113,9 @@ def build_report(run: RunData, *, base: RunData | None = None, threshold: float 
     if missing:
         run_body += f'<p class="note">Not shown: {H.esc("; ".join(missing))}.</p>'
     sections.append(H.Section("Run", run_body))
+    if run.claims:
+        sections.append(H.Section(f"Study {run.claims.get('study', '')}: published vs measured",
+                                  H.claims_html(run.claims), anchor="study"))
     ceil = ceilings_frame(run.probe)
     machine = H.stamp_html(machine_stamp(res, run.probe))
     if len(ceil):

@@ -2,7 +2,7 @@
 
     accessbench study list                          every study with its claims
     accessbench study run NAME [--quick] [--out DIR] [--resume] [--device D]
-    accessbench study report DIR                     judge the rows again, rewrite study.md and claims.json
+    accessbench study report DIR                     judge the rows again; rewrite study.md, claims.json, report.html
 
 A study's rows are ordinary records (results.jsonl, isolation, fsync, resume); study.md holds the published-vs-
 measured table with the machine stamp and the command that made it.
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from accessbench.kernels.device import resolve_device
+from accessbench.reports import ReportError, write_report
 from accessbench.suite import studies
 from accessbench.suite.measure.memcap import memory_cap_available
 from accessbench.suite.runner.isolation import DEFAULT_TIMEOUT_S
@@ -63,6 +64,11 @@ def _print_claims(judged: list, run_dir: Path) -> None:
         measured = "" if o.measured is None else f" measured {o.measured:.3g};"
         print(f"{j.claim_id}: {o.verdict.upper()} -{measured} {o.reason}")
     print(f"table: {run_dir / STUDY_MD}")
+    try:
+        paths = write_report(run_dir)
+        print(f"report: {paths.html}")
+    except ReportError as exc:  # e.g. nothing measured yet: the table above still stands
+        print(f"report not written: {exc}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

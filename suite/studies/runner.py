@@ -26,8 +26,8 @@ from .base import Context, Outcome, Planned, Study
 
 __all__ = ["CLAIMS_FILE", "PLAN_FILE", "Judged", "judge", "plan_study", "read_plan", "run_study"]
 
-PLAN_FILE = "study.json"
-CLAIMS_FILE = "claims.json"
+PLAN_FILE = schema.STUDY_PLAN_FILE
+CLAIMS_FILE = schema.CLAIMS_FILE
 
 
 @dataclasses.dataclass
