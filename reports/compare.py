@@ -68,8 +68,11 @@ class Comparison:
 
     @property
     def has_regression(self) -> bool:
-        """True when at least one configuration regressed on at least one metric."""
-        return bool(len(self.regressions))
+        """True when at least one configuration regressed on its headline metric (or newly fails): what
+        ``--fail-on-regression`` gates on. Phase regressions are listed as diagnostics: each metric judged is one
+        more chance of a false alarm, and a phase that moved without moving the headline is not a slowdown."""
+        reg = self.regressions
+        return bool(len(reg[reg["headline"].astype(bool)])) if "headline" in reg else bool(len(reg))
 
     def counts(self) -> dict[str, int]:
         """How many rows (configuration x metric) got each verdict (verdicts with none are left out)."""

@@ -37,7 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 
+def _check_writable(path: Path) -> None:
+    """Fail now, with the path, if the trace (and its .json header) cannot be written: not after all the sampling."""
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".{path.name}.write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write the trace ({exc.strerror})", str(path)) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_writable(args.output)
     workload = load_workload(args.workload)
     steps = args.steps if args.steps is not None else workload.warmup_steps + workload.steps
     print(f"recording {args.ranks} rank(s) x {steps} batches of {workload.name} "

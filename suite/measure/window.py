@@ -23,7 +23,7 @@ from accessbench.suite.telemetry.ranges import TorchProfilerRanges
 
 from .distributed import all_true
 from .memcap import ENV as MEMCAP_ENV
-from .memcap import MemoryCap
+from .memcap import MemoryCap, MemoryCapUnavailable
 from .records import Record
 
 __all__ = ["StepBody", "mark_contention", "measure", "profile_pass"]
@@ -98,8 +98,13 @@ def apply_memory_cap(rec: Record, cap_bytes: int) -> None:
     cap = MemoryCap.from_env(os.environ.get(MEMCAP_ENV))
     if cap is None:
         return  # in-process, or no cgroup could be made: the runner says so in the record
-    anon = cap.anon_bytes()
-    limit = cap.tighten(cap_bytes, base=anon)
+    try:
+        anon = cap.anon_bytes()
+        limit = cap.tighten(cap_bytes, base=anon)
+    except (OSError, MemoryCapUnavailable) as exc:
+        rec.memory_cap_bytes = None
+        rec.notes.append(f"memory cap not applied: {cap.path}: {exc}")
+        return
     rec.memory_cap_method = cap.method
     rec.notes.append(f"memory capped as the measured window opened: {anon} bytes of anonymous memory + {cap_bytes} "
                      f"for file pages (store and CSR) = {limit} bytes ({cap.method})")

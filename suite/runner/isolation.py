@@ -175,7 +175,14 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "accessbench.suite.runner.worker", str(job_path)],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True, preexec_fn=cap.preexec if cap else None)
+                                    start_new_session=True)
+            if cap is not None:  # joined from here: a preexec_fn is unsafe in a parent with threads
+                try:
+                    cap.add(proc.pid)
+                except OSError as exc:
+                    cap_note = f"memory cap not applied: cannot move the worker into {cap.path}: {exc.strerror}"
+                    cap.remove()
+                    cap = None
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

@@ -117,3 +117,18 @@ def test_list_shows_each_option_with_values_default_and_meaning(capsys: pytest.C
     data = json.loads(capsys.readouterr().out)
     assert data["options"]["io"]["type"] == "direct|mmap|kvikio" and data["options"]["io"]["default"] == "direct"
     assert "O_DIRECT" in data["options"]["io"]["meaning"]
+
+
+def test_trace_to_an_unwritable_path_fails_before_sampling(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import accessbench.suite.cli.trace as trace_cmd
+
+    def never(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("sampled before checking the output path")
+
+    monkeypatch.setattr(trace_cmd, "record_trace", never)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where the trace's directory should be
+    assert main(["trace", "--workload", "tiny", "-o", str(blocker / "t.pt")]) == 2
+    line = _one_error_line(capsys)
+    assert "cannot write the trace" in line and str(blocker / "t.pt") in line
