@@ -37,6 +37,7 @@ __all__ = [
     "by_name",
     "field_table_markdown",
     "read_results",
+    "relevant_ceiling",
     "upgrade_row",
 ]
 
@@ -69,6 +70,31 @@ PROBE_KEYS: tuple[str, ...] = (
 SAMPLES_CAP = 512
 #: A measured window is ``contended`` when other processes used more than this many cores on average.
 CONTENDED_CORES = 0.5
+
+def relevant_ceiling(row: dict[str, Any]) -> str:
+    """The probe key that bounds a configuration's feature throughput (``feature_gbps``).
+
+    Rows delivered to the CPU are bounded by host gather bandwidth. On a GPU: device-resident and cached strategies by
+    random gather in device memory (a cache at best serves every row from device memory), out-of-core by sequential
+    disk bandwidth, CPU-centric and zero-copy by pinned host-to-device bandwidth. Unknown strategies are judged by
+    the slowest tier their bytes crossed.
+    """
+    device = str(row.get("device") or "")
+    strategy = str(row.get("strategy") or "")
+    if not device.startswith("cuda"):
+        return "host_gather_gbps"
+    if strategy == "device-resident" or strategy.startswith("cached"):
+        return "device_gather_gbps"
+    if strategy.startswith("out-of-core"):
+        return "disk_seq_gbps"
+    if strategy in ("cpu-centric", "zero-copy"):
+        return "h2d_pinned_gbps"
+    if (row.get("bytes_disk") or 0) > 0:
+        return "disk_seq_gbps"
+    if (row.get("bytes_h2d") or 0) > 0:
+        return "h2d_pinned_gbps"
+    return "device_gather_gbps"
+
 
 #: How a field is reduced over ranks (suite/measure/rank_merge.py): ``same`` (rank 0's; equal by construction),
 #: ``max`` (the slowest rank / highest peak), ``sum`` (counters, rates, per-GPU energy), ``mean`` (sampled
@@ -183,6 +209,10 @@ FIELDS: tuple[Field, ...] = (
     *_rate("rows_per_s", "1/s", "median over steps of rows delivered / the step's gather + transfer seconds"),
     *_rate("feature_gbps", "GB/s", "the same per-step rate in feature bytes (1e9 bytes/s)"),
     F("edges_per_s", "float", "1/s", "throughput", "sum", "edges sampled / sampling seconds", per_rank=True),
+    F("ceiling_key", "str", "", "throughput", "same",
+      "the probe ceiling that bounds feature_gbps (`relevant_ceiling`), when probe.json was in the run directory"),
+    F("ceiling_gbps", "float", "GB/s", "throughput", "same", "that ceiling's measured value on this machine"),
+    F("ceiling_fraction", "float", "ratio", "throughput", "special", "feature_gbps / ceiling_gbps"),
     # data movement
     F("rows", "int", "count", "data", "sum", "rows requested in the measured steps", per_rank=True),
     F("bytes_needed", "int", "bytes", "data", "sum", "feature bytes of the rows requested", per_rank=True),

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from accessbench import schema
+
 __all__ = ["CEILING_LABELS", "ceiling_value", "ceilings_frame", "machine_stamp", "relevant_ceiling"]
 
 #: probe.json keys in display order, with a human label.
@@ -76,28 +78,9 @@ def _num(row: Any, key: str) -> float:
 
 
 def relevant_ceiling(row: Any) -> str:
-    """The probe key that bounds a configuration's feature throughput (``feature_gbps``).
-
-    Rows delivered to the CPU are bounded by host gather bandwidth. On a GPU: device-resident and cached strategies by
-    random gather in device memory (a cache at best serves every row from device memory), out-of-core by sequential
-    disk bandwidth, CPU-centric and zero-copy by pinned host-to-device bandwidth. Unknown strategies are judged by
-    the slowest tier their bytes crossed.
-    """
-    device = str(row.get("device") or "")
-    strategy = str(row.get("strategy") or "")
-    if not device.startswith("cuda"):
-        return "host_gather_gbps"
-    if strategy == "device-resident" or strategy.startswith("cached"):
-        return "device_gather_gbps"
-    if strategy.startswith("out-of-core"):
-        return "disk_seq_gbps"
-    if strategy in ("cpu-centric", "zero-copy"):
-        return "h2d_pinned_gbps"
-    if _num(row, "bytes_disk") > 0:
-        return "disk_seq_gbps"
-    if _num(row, "bytes_h2d") > 0:
-        return "h2d_pinned_gbps"
-    return "device_gather_gbps"
+    """The probe key that bounds a configuration's feature throughput (the schema's rule, ``schema.relevant_ceiling``)."""
+    return schema.relevant_ceiling(
+        {k: (row.get(k) if hasattr(row, "get") else None) for k in ("device", "strategy", "bytes_disk", "bytes_h2d")})
 
 
 def machine_stamp(results: pd.DataFrame, probe: dict[str, Any]) -> dict[str, str]:

@@ -9,6 +9,7 @@ steps are run and discarded. A failure in any phase becomes a ``failed`` record 
 from __future__ import annotations
 
 import dataclasses
+import json
 import resource
 import time
 import traceback
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from accessbench import schema
 from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.device import resolve_device, synchronize
@@ -53,6 +55,26 @@ def _error_text(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _fill_ceiling(rec: Record, run_dir: Path | None) -> None:
+    """The ceiling that bounds this row's feature_gbps, from the run directory's probe.json, and the fraction
+    reached (left null, with a note, where the probe lacks it)."""
+    if run_dir is None or rec.feature_gbps is None:
+        return
+    try:
+        probe = json.loads((run_dir / schema.PROBE_FILE).read_text())
+    except (OSError, ValueError):
+        return  # no probe in this run (--no-probe, or a study): the report says ceilings are not shown
+    key = schema.relevant_ceiling(dataclasses.asdict(rec))
+    entry = probe.get(key) if isinstance(probe, dict) else None
+    value = entry.get("value") if isinstance(entry, dict) else None
+    rec.ceiling_key = key
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        rec.ceiling_gbps = float(value)
+        rec.ceiling_fraction = rec.feature_gbps / float(value)
+    else:
+        rec.notes.append(f"ceiling {key} not in probe.json: ceiling_fraction not computed")
 
 
 def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.device], Telemetry] | None = None,
@@ -128,6 +150,7 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
             else:
                 profile_path = trace_dir / f"trace_{cfg.key}.json"
         in_phase(cfg.mode, lambda: runner(rec, cfg, strategy, graph, device, telemetry, verify, profile_path))
+        _fill_ceiling(rec, trace_dir)
         rec.status = "ok"
         if device.type == "cuda":
             rec.peak_device_bytes = int(torch.cuda.max_memory_allocated(device))

@@ -10,6 +10,7 @@ Every ``Record`` field has one rule (a test keeps it so when fields are added):
 - sampled GPU utilisation and clocks: the mean over ranks;
 - machine-wide meters (RAPL CPU energy, system CPU utilisation) and rank 0's files: rank 0's value (every rank
   reads the same meter, so summing would count it several times);
+- ``ceiling_fraction``: the summed ``feature_gbps`` over ``world`` times the (per-rank) ceiling;
 - ``hit_rate``: recomputed from the summed hits (each rank's ``hit_rate x rows``) over the summed rows;
   ``read_amplification``: summed disk bytes over the summed bytes of the rows read from disk;
 - ``access_extras``: integers are summed (totals over ranks: counters such as ``unique_rows``, and per-rank sizes
@@ -159,6 +160,8 @@ def merge_records(records: Sequence[Record]) -> Record:
     merged["exact"] = None if any(e is None for e in exact) else all(exact)
     merged["hit_rate"] = _hit_rate(records, notes)
     merged["read_amplification"] = _read_amplification(records, notes)
+    gbps, ceiling = merged.get("feature_gbps"), merged.get("ceiling_gbps")  # summed rate against one ceiling per rank
+    merged["ceiling_fraction"] = gbps / (ceiling * world) if gbps is not None and ceiling else None
     merged["access_extras"] = _extras(records)
     merged["per_rank"] = [_per_rank(i, r) for i, r in enumerate(records)]
     merged["notes"] = notes

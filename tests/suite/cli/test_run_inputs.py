@@ -132,3 +132,14 @@ def test_trace_to_an_unwritable_path_fails_before_sampling(tmp_path: Path, capsy
     assert main(["trace", "--workload", "tiny", "-o", str(blocker / "t.pt")]) == 2
     line = _one_error_line(capsys)
     assert "cannot write the trace" in line and str(blocker / "t.pt") in line
+
+
+def test_the_record_carries_its_ceiling_and_the_fraction_reached(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / schema.PROBE_FILE).write_text(json.dumps({"host_gather_gbps": {"value": 50.0, "unit": "GB/s",
+                                                                          "method": "test"}}))
+    assert main(["run", *FAST, "--out", str(out), "-s", "cpu-centric"]) == 0
+    (row,) = _rows(out)
+    assert row["ceiling_key"] == "host_gather_gbps" and row["ceiling_gbps"] == 50.0
+    assert row["ceiling_fraction"] == pytest.approx(row["feature_gbps"] / 50.0)
