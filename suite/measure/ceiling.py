@@ -30,8 +30,9 @@ from accessbench.workloads.batches import random_ids
 
 from .config import Config
 from .distributed import rank_and_world, rank_seed
-from .phases import ROWS_KEY, fill_phases, fill_rates, in_phase, run_measured, warmup
+from .phases import ROWS_KEY, fill_phases, fill_rates, in_phase, warmup
 from .records import Record
+from .window import measure
 
 __all__ = ["CEILINGS", "PREFIX", "is_ceiling", "read_pages_odirect", "run"]
 
@@ -168,7 +169,7 @@ def run(rec: Record, cfg: Config, graph: GraphData, device: torch.device, teleme
 
     warmup(telemetry, "gather", wl.warmup_steps, one)
     ops[0] = 0
-    per_step = in_phase("gather", lambda: run_measured(rec, telemetry, wl.steps, one))
+    per_step = in_phase("gather", lambda: measure(rec, telemetry, wl.steps, one))
     fill_phases(rec, per_step, None)
     fill_rates(rec, per_step, graph.row_bytes)
     rows = int(sum(s[ROWS_KEY] for s in per_step))

@@ -25,10 +25,10 @@ from .phases import (
     fill_stats,
     in_phase,
     profile,
-    run_measured,
     warmup,
 )
 from .records import Record
+from .window import measure
 
 __all__ = ["run"]
 
@@ -63,7 +63,7 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
             raise PhaseFailure("verify", AccessBenchError("gathered rows differ from features[ids]"))
     strategy.reset_stats()
     strategy.before_measure()
-    per_step = in_phase("gather", lambda: run_measured(rec, telemetry, wl.steps, one))
+    per_step = in_phase("gather", lambda: measure(rec, telemetry, wl.steps, one))
     rec.notes.extend(strategy.measure_notes())
     fill_phases(rec, per_step, strategy)
     data = [s.get("gather", 0.0) + s.get("transfer", 0.0) for s in per_step]

@@ -24,7 +24,6 @@ from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.device import resolve_device, synchronize
 from accessbench.kernels.errors import AccessBenchError
-from accessbench.stats import summarise
 from accessbench.suite.telemetry import Telemetry, TelemetrySettings
 from accessbench.suite.telemetry.envstamp import environment
 from accessbench.suite.telemetry.heartbeat import Heartbeat
@@ -38,7 +37,7 @@ from .config import Config
 from .phases import PhaseFailure, in_phase
 from .records import Record
 
-__all__ = ["Config", "execute", "record_fields", "summarise", "workload_options"]
+__all__ = ["Config", "execute", "record_fields", "workload_options"]
 
 MODES: dict[str, Callable[..., None]] = {"gather": gather.run, "sample": sample.run, "train": train.run}
 

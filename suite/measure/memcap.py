@@ -2,8 +2,8 @@
 
 The page cache a process fills is charged to its cgroup, so a capped worker reading a store through mmap keeps at
 most the cap resident, as in Ginex's evaluation (a memory-limited container). ``MemoryCap.create`` makes a child of
-this process's own memory cgroup (root can on most Linux machines and containers), the parent moves the worker into it as
-soon as it starts (``add``), and ``remove`` deletes it after the worker is gone. Where no cgroup can be made,
+this process's own memory cgroup (root can on most Linux machines and containers), the parent moves the worker into
+it as soon as it starts (``add``), and ``remove`` deletes it after the worker is gone. Where no cgroup can be made,
 ``create`` raises ``MemoryCapUnavailable`` with the reason; the caller then emulates the cap (and labels it).
 
 A configuration's ``memory_cap_bytes`` is the memory file pages (the store, the CSR) may hold beyond the worker's
@@ -102,11 +102,6 @@ class MemoryCap:
         here (its few start-up pages stay with the parent's cgroup, which the cap is tightened past anyway)."""
         with open(self.path / "cgroup.procs", "w") as f:
             f.write(str(pid))
-
-    def preexec(self) -> None:
-        """Move the calling process (the forked worker, before exec) into the cgroup."""
-        with open(self.path / "cgroup.procs", "w") as f:
-            f.write("0")
 
     @property
     def env(self) -> str:

@@ -15,10 +15,10 @@ from accessbench.stats import summarise
 from accessbench.suite.telemetry import Telemetry
 
 from .records import PHASE_FIELDS, Record
-from .window import StepBody, measure, profile_pass
+from .window import StepBody, profile_pass
 
 __all__ = ["ENDLESS", "ROWS_KEY", "PhaseFailure", "capped_samples", "fill_phases", "fill_rates", "fill_stats",
-           "in_phase", "profile", "run_measured", "sync_current_stream", "warmup"]
+           "in_phase", "profile", "sync_current_stream", "warmup"]
 
 #: Seed batches are drawn from an endless seeded stream, so measured steps can be repeated (energy windows) and
 #: pipelining strategies stay in steady state to the last measured step.
@@ -91,11 +91,6 @@ def fill_stats(rec: Record, strategy: AccessStrategy, data_s: float | None) -> N
         rec.iops = float(st.extras["iops"])
     elif st.io_ops is not None and data_s:
         rec.iops = st.io_ops / data_s
-
-
-def run_measured(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
-             defer_idle: bool = False) -> list[dict[str, float]]:
-    return measure(rec, telemetry, steps, body, defer_idle=defer_idle)
 
 
 def fill_rates(rec: Record, per_step: list[dict[str, float]], row_bytes: int) -> None:

@@ -19,10 +19,10 @@ from .phases import (
     fill_phases,
     in_phase,
     profile,
-    run_measured,
     warmup,
 )
 from .records import Record
+from .window import measure
 
 __all__ = ["run"]
 
@@ -50,7 +50,7 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
     edges[0] = 0
     strategy.reset_stats()
     strategy.before_measure()
-    per_step = in_phase("sample", lambda: run_measured(rec, telemetry, wl.steps, one))
+    per_step = in_phase("sample", lambda: measure(rec, telemetry, wl.steps, one))
     rec.notes.extend(strategy.measure_notes())
     fill_phases(rec, per_step, strategy)
     total = sum(s["sample"] for s in per_step)

@@ -27,12 +27,11 @@ from .phases import (
     fill_stats,
     in_phase,
     profile,
-    run_measured,
     sync_current_stream,
     warmup,
 )
 from .records import Record
-from .window import finish_idle
+from .window import finish_idle, measure
 
 __all__ = ["run"]
 
@@ -91,7 +90,7 @@ def run(rec: Record, cfg: Config, strategy: AccessStrategy, graph: GraphData, de
         strategy.reset_stats()
         edges[0] = 0
         strategy.before_measure()
-        per_step = in_phase("train", lambda: run_measured(rec, telemetry, wl.steps, one, defer_idle=True))
+        per_step = in_phase("train", lambda: measure(rec, telemetry, wl.steps, one, defer_idle=True))
         rec.notes.extend(strategy.measure_notes())
         rec.overlapped = overlapped[0]
         if overlapped[0]:

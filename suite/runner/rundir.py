@@ -19,7 +19,8 @@ from typing import Any
 
 from accessbench.kernels.errors import AccessBenchError
 
-__all__ = ["LOCK_FILE", "RUN_INFO", "RunDirError", "RunLock", "check_run_info", "unique_dir", "write_run_info"]
+__all__ = ["LOCK_FILE", "RUN_INFO", "RunDirError", "RunLock", "check_run_info", "unique_dir", "write_json",
+           "write_run_info"]
 
 LOCK_FILE = ".lock"
 RUN_INFO = "run.json"
@@ -72,11 +73,19 @@ class RunLock:
             self._fd = None
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically and durably (a temporary file, fsynced, then renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
-    """Record what this run is (atomically)."""
-    tmp = run_dir / (RUN_INFO + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, run_dir / RUN_INFO)
+    """Record what this run is (``run.json``)."""
+    write_json(run_dir / RUN_INFO, info)
 
 
 def check_run_info(run_dir: Path, info: dict[str, Any], *, keys: tuple[str, ...] = ("workloads", "mode",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from accessbench import schema
 from accessbench.suite.measure.config import Config
 from accessbench.suite.measure.records import Record
+from accessbench.suite.runner.rundir import write_json
 from accessbench.suite.runner.sweep import Sweep, run_sweep
 from accessbench.suite.telemetry.settings import TelemetrySettings
 
@@ -61,14 +61,6 @@ def plan_study(study: Study, ctx: Context) -> list[Planned]:
     return planned
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def read_plan(run_dir: Path) -> dict[str, Any]:
     """The plan a study run wrote (StudyError when the directory holds none)."""
     path = run_dir / PLAN_FILE
@@ -99,7 +91,7 @@ def run_study(study: Study, ctx: Context, run_dir: Path, *, resume: bool = False
                              f"{old.get('device')}); --resume needs the same study, size and device")
     elif (run_dir / schema.RESULTS_FILE).exists() and (run_dir / schema.RESULTS_FILE).stat().st_size:
         raise StudyError(f"{run_dir} already holds results; use --resume to continue it or another --out")
-    _write_json(run_dir / PLAN_FILE, plan)
+    write_json(run_dir / PLAN_FILE, plan)
     sweep = Sweep(configs=[p.config for p in planned if not p.skip],
                   skipped=[(p.config, p.skip) for p in planned if p.skip], run_dir=run_dir, resume=resume,
                   isolate=isolate, timeout_s=timeout_s, telemetry=telemetry or TelemetrySettings(), rerun_failed=True)
@@ -125,7 +117,7 @@ def judge(study: Study, run_dir: Path, ctx: Context | None = None) -> list[Judge
         if outcome.verdict == "not measurable here" and claim.needs and claim.needs not in outcome.reason:
             outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; needs {claim.needs}")
         judged.append(Judged(claim.id, claim.text, dataclasses.asdict(claim.published), outcome, plan["roles"]))
-    _write_json(run_dir / CLAIMS_FILE, {"study": study.name, "title": study.title,
+    write_json(run_dir / CLAIMS_FILE, {"study": study.name, "title": study.title,
                                         "claims": [j.to_dict() for j in judged]})
     write_study_report(study, run_dir, judged, plan, rows_by_key)
     return judged

@@ -66,10 +66,13 @@ def test_the_cap_is_real_a_worker_over_it_is_killed(tiny_store: Path, tmp_path: 
         pytest.skip(f"no memory cgroup here: {how}")
     cap = memcap.MemoryCap.create(f"accessbench-test-{id(tmp_path)}", 64 << 20)
     try:
-        # importing torch alone needs more than 64 MiB: the kernel's OOM killer ends the process inside its cgroup
-        proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.ones(1))"], preexec_fn=cap.preexec,
-                              capture_output=True, timeout=120, check=False)
-        assert proc.returncode == -9, (proc.returncode, proc.stderr[-500:])
+        # importing torch alone needs more than 64 MiB: the kernel's OOM killer ends the process inside its cgroup.
+        # The child waits for a line on stdin, so it is in the cgroup (moved as the runner moves workers) first.
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline(); import torch"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cap.add(proc.pid)
+        _, err = proc.communicate(b"go\n", timeout=120)
+        assert proc.returncode == -9, (proc.returncode, err[-500:])
     finally:
         cap.remove()
 
