@@ -17,9 +17,9 @@ from typing import Any
 
 __all__ = [
     "CLAIMS_FILE",
+    "CONTENDED_CORES",
     "FIELDS",
     "FIELD_NAMES",
-    "CONTENDED_CORES",
     "MERGE_RULES",
     "PHASES",
     "POWER_TRACE_PATTERN",
@@ -138,7 +138,7 @@ class Field:
         return None
 
 
-_NULLABLE_CONTAINERS = ("fanouts", "per_rank")
+_NULLABLE_CONTAINERS = ("fanouts", "per_rank", "cpu_affinity")
 
 
 def F(name: str, type_: str, unit: str, group: str, merge: str, doc: str, *, per_rank: bool = False) -> Field:
@@ -240,6 +240,10 @@ FIELDS: tuple[Field, ...] = (
       "CPU used by other processes during the window: cpu_util_system x cores - cpu_util_process"),
     F("contended", "bool", "", "cpu", "any",
       f"cpu_others_cores > {CONTENDED_CORES} (another process competed for the cores: timings are suspect)"),
+    F("cpu_threads", "int", "count", "cpu", "same",
+      "torch intra-op threads in the measured window (the worker's placement, or the strategy's threads option)"),
+    F("cpu_affinity", "list", "", "cpu", "same",
+      "CPUs the process could run on in the measured window (pinned by the placement, else every usable CPU)"),
     F("energy_per_step_j", "float", "J", "gpu", "sum", "gpu_energy_j / measured_steps"),
     F("cpu_dram_energy_j", "float", "J", "cpu", "rank0", "RAPL DRAM energy over the window"),
     F("cpu_energy_per_step_j", "float", "J", "cpu", "rank0", "cpu_energy_j / measured_steps"),

@@ -13,8 +13,9 @@ The rule, stated once (docs/REPORTS.md repeats it):
   headline metric only: beyond the threshold *and* outside both runs' p10..p90 bands; the ``method`` column says so;
 - a row whose measured window was contended on either side (``contended``) is never called a regression or an
   improvement: its verdict is **contended** and the reason says which side and how many cores others used;
-- **not comparable** (with the reason) where the workload's shape, the device or the machine (``env`` hostname, cpu,
-  gpu) differ; ``across_machines=True`` judges different machines anyway and says so in the reason;
+- **not comparable** (with the reason) where the workload's shape, the device, the intra-op thread count
+  (``cpu_threads``) or the machine (``env`` hostname, cpu, gpu) differ; ``across_machines=True`` judges different
+  machines anyway and says so in the reason;
 - a configuration that succeeded in the base run and failed in the new one is a regression too (``newly failing``).
 """
 
@@ -141,6 +142,10 @@ def _unlike(b: pd.Series, n: pd.Series, across_machines: bool) -> tuple[str, str
             return f"workloads differ: {key} {bv} vs {nv}", ""
     if not _blank(b.get("device")) and not _blank(n.get("device")) and str(b.get("device")) != str(n.get("device")):
         return f"devices differ: {b.get('device')} vs {n.get('device')}", ""
+    bt, nt = b.get("cpu_threads"), n.get("cpu_threads")
+    if not _blank(bt) and not _blank(nt) and int(bt) != int(nt):
+        return (f"intra-op threads differ: {int(bt)} vs {int(nt)} (without a workload's cores the worker runs one "
+                "thread per core free at its start; pin both runs with --cores N)"), ""
     be, ne = b.get("env"), n.get("env")
     be, ne = be if isinstance(be, dict) else {}, ne if isinstance(ne, dict) else {}
     diffs = [f"{k} {be.get(k)} vs {ne.get(k)}" for k in _MACHINE if str(be.get(k)) != str(ne.get(k))] \

@@ -40,6 +40,8 @@ class Workload:
     ``gather_ids``: ids per step in ``gather`` mode (drawn uniformly at random, fresh each step).
     ``memory_budget_bytes``: cap for strategies that hold caches or buffers (None: no cap).
     ``options``: per-strategy option overrides, ``{strategy: {option: value}}``.
+    ``cores``: CPUs the measuring worker is pinned to, with one torch intra-op thread each (None: one thread per
+    free core, not pinned; suite/runner/placement.py).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Workload:
     seed: int = 0
     gather_ids: int = 100_000
     memory_budget_bytes: int | None = None
+    cores: int | None = None
     description: str = ""
     options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
 
@@ -76,6 +79,8 @@ class Workload:
                 raise WorkloadError(f"workload {self.name!r}: {key} must be >= 1")
         if self.warmup_steps < 0:
             raise WorkloadError(f"workload {self.name!r}: warmup_steps must be >= 0")
+        if self.cores is not None and self.cores < 1:
+            raise WorkloadError(f"workload {self.name!r}: cores must be >= 1")
 
     def with_overrides(self, **changes: Any) -> Workload:
         """A copy with some fields replaced (None values are ignored)."""
@@ -85,6 +90,8 @@ class Workload:
         """The fields that define what is measured (used in config keys, options included); not the description."""
         d = dataclasses.asdict(self)
         d.pop("description", None)
+        if d.get("cores") is None:  # unset: keys stay those of workloads written before the field existed
+            d.pop("cores", None)
         return d
 
 
@@ -94,7 +101,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
               "num_classes": "int", "train_fraction": "float", "seed": "int"},
     "sampling": {"batch_size": "int", "fanouts": "int list"},
     "model": {"name": "str", "hidden": "int"},
-    "run": {"warmup_steps": "int", "steps": "int", "seed": "int"},
+    "run": {"warmup_steps": "int", "steps": "int", "seed": "int", "cores": "int"},
     "gather": {"ids": "int"},
 }
 _TOP: dict[str, str] = {"name": "str", "description": "str", "mode": "str", "store": "str",
@@ -160,6 +167,7 @@ def _from_table(name: str, table: dict[str, Any], origin: str) -> Workload:
             warmup_steps=run.get("warmup_steps", 3),
             steps=run.get("steps", 20),
             seed=run.get("seed", 0),
+            cores=run.get("cores"),
             gather_ids=gather.get("ids", 100_000),
             memory_budget_bytes=table.get("memory_budget_bytes"),
             options=dict(options),

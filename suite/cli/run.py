@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", "-d", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--steps", type=int, default=None, help="measured steps per configuration")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per configuration")
+    p.add_argument("--cores", type=int, default=None,
+                   help="pin each worker to this many CPUs with one intra-op thread each (default: the workload's "
+                        "[run] cores, else one thread per free core, unpinned)")
     p.add_argument("--gather-ids", type=int, default=None, help="ids per step in gather mode")
     p.add_argument("--batch-size", type=int, default=None, help="seeds per batch in sample/train mode")
     p.add_argument("--fanouts", default=None, help="comma-separated fanout per hop, e.g. 15,10,5")
@@ -127,7 +130,8 @@ def _run(args: argparse.Namespace, session: RankSession | None) -> int:
             raise ValueError(f"--fanouts {args.fanouts!r}: each fanout must be positive (or -1 for all)")
     wl = wl.with_overrides(steps=_positive("--steps", args.steps), warmup_steps=_positive("--warmup", args.warmup),
                            gather_ids=_positive("--gather-ids", args.gather_ids),
-                           batch_size=_positive("--batch-size", args.batch_size), fanouts=fanouts)
+                           batch_size=_positive("--batch-size", args.batch_size), fanouts=fanouts,
+                           cores=_positive("--cores", args.cores))
     resolve_device(args.device)  # a device that is not here -> one clear line
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out DIR (the run directory to continue)")

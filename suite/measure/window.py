@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import torch
 
 from accessbench import schema
 from accessbench.suite.telemetry import Telemetry
@@ -55,6 +56,8 @@ def measure(rec: Record, telemetry: Telemetry, steps: int, body: StepBody, *,
     if rec.memory_cap_bytes:
         apply_memory_cap(rec, rec.memory_cap_bytes)
     telemetry.stage("measure")
+    rec.cpu_threads = torch.get_num_threads()
+    rec.cpu_affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     passes = 0
     with telemetry.window("measure") as win:
         t0 = time.perf_counter()

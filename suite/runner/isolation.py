@@ -27,6 +27,8 @@ from accessbench.suite.measure.records import Record
 from accessbench.suite.telemetry.heartbeat import HeartbeatState, read_heartbeat
 from accessbench.suite.telemetry.settings import TelemetrySettings
 
+from .placement import JOB_KEY as PLACEMENT_KEY
+from .placement import plan, sample_busy, usable_cpus
 from .plugins import ENV as PLUGINS_ENV
 from .plugins import plugin_env
 
@@ -152,8 +154,10 @@ def run_isolated(cfg: Config, *, run_id: str, run_dir: Path, settings: Telemetry
     work.mkdir(parents=True)
     (run_dir / LOG_DIR).mkdir(exist_ok=True)
     log_path = run_dir / LOG_DIR / f"worker_{cfg.key}.log"
+    placement = plan(cfg.workload.cores, usable=usable_cpus(), busy=sample_busy())
     job = {"config": config_to_dict(cfg), "config_key": cfg.key, "run_id": run_id, "settings": settings.to_dict(),
-           "record": str(work / "record.json"), "heartbeat": str(work / "heartbeat"), "parent_pid": os.getpid()}
+           "record": str(work / "record.json"), "heartbeat": str(work / "heartbeat"), "parent_pid": os.getpid(),
+           PLACEMENT_KEY: placement.to_dict()}
     job_path = work / "job.json"
     job_path.write_text(json.dumps(job, default=str))
     env = dict(os.environ)

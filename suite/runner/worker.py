@@ -1,6 +1,7 @@
 """One configuration in its own process: ``python -m accessbench.suite.runner.worker JOB.json`` (started by ``accessbench.suite.runner.isolation``).
 
-The job file holds the configuration, the run id, the telemetry settings, the parent's pid and where to write the
+The job file holds the configuration, the run id, the telemetry settings, the parent's pid, the placement (intra-op
+threads and the CPUs to pin to, applied before torch is imported: suite/runner/placement.py) and where to write the
 record and the heartbeat. The worker imports the plugins named in ``ACCESSBENCH_PLUGINS``, measures the
 configuration, writes the record as JSON (atomically) and exits 0. It dies with its parent (Linux
 ``PR_SET_PDEATHSIG``), so a sweep killed with SIGKILL leaves no worker running.
@@ -53,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     job = json.loads(Path(args[0]).read_text())
     _die_with_parent(int(job["parent_pid"]))
     faulthandler.enable(all_threads=True)
+    from .placement import JOB_KEY, Placement, apply_affinity
+
+    placement = Placement.from_dict(job[JOB_KEY]) if JOB_KEY in job else None
+    pin_note = apply_affinity(placement) if placement is not None else None  # before torch starts its threads
 
     from accessbench.suite.measure.config import config_from_dict
     from accessbench.suite.measure.lifecycle import execute
@@ -61,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .plugins import load_plugins
 
+    if placement is not None:
+        import torch
+
+        torch.set_num_threads(placement.threads)  # a strategy's own ``threads`` option still wins in prepare()
     heartbeat = Heartbeat(Path(job["heartbeat"]))
     heartbeat.stage("setup")
     load_plugins()
@@ -69,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise RuntimeError(f"configuration key changed in transit: {cfg.key} != {job['config_key']}")
     settings = TelemetrySettings.from_dict(job["settings"])
     record = execute(cfg, run_id=job["run_id"], settings=settings, heartbeat=heartbeat)
+    if placement is not None:
+        record.notes.append(placement.reason)
+    if pin_note:
+        record.notes.append(pin_note)
     _write_atomic(Path(job["record"]), record.to_json())
     heartbeat.stage("done")
     heartbeat.close()
