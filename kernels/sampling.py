@@ -14,20 +14,32 @@ Semantics, shared by every strategy's ``sample`` so results are comparable:
 - one host read per hop (one more when the first fanout is -1), each through ``_host_ints``: the read after hop
   k's draw carries hop k+1's edge and drawing-row counts, so hops 2.. draw into exact edge lists (hop 1 draws on a
   padded ``[seeds, fanout]`` grid). docs/SAMPLING.md has the details and the measurements.
+
+Backends: ``sample_blocks`` on CPU tensors runs kernels/sampling_numba.py (the same semantics in compiled loops) where
+numba imports, else the torch code below, which is also what runs on CUDA tensors. ``ACCESSBENCH_SAMPLER``
+(``auto``, ``torch`` or ``numba``; default ``auto``) forces one; ``sampler_backend(device)`` says which runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 
 import torch
 
 from .types import Block, SampledBatch
 
-__all__ = ["sample_blocks", "sample_neighbors", "unique_first_occurrence", "validate_fanouts"]
+__all__ = ["BACKENDS", "numba_available", "sample_blocks", "sample_neighbors", "sampler_backend",
+           "unique_first_occurrence", "validate_fanouts"]
+
+#: Values of the ``ACCESSBENCH_SAMPLER`` environment variable (``auto``: numba on CPU tensors where it imports).
+BACKENDS = ("auto", "torch", "numba")
 
 #: Table entries below ``_POS`` are local ids; ``_POS + p`` marks "first seen at position p" during a merge.
 _POS = 1 << 30
@@ -57,6 +69,43 @@ def validate_fanouts(fanouts: Sequence[int]) -> list[int]:
 def _host_ints(t: torch.Tensor) -> list[int]:
     """The sampler's only device -> host read: the values of a small int tensor (one synchronisation on CUDA)."""
     return t.cpu().tolist()
+
+
+# --------------------------------------------------------------------------------------------------- backends
+
+
+@functools.cache
+def _numba_backend() -> ModuleType | ImportError:
+    """kernels/sampling_numba.py, or the ImportError that stopped it (numba missing or broken), imported once."""
+    try:
+        return importlib.import_module(".sampling_numba", __package__)
+    except ImportError as err:
+        return err
+
+
+def numba_available() -> bool:
+    """True when the numba backend imports (numba installed and compatible with this numpy)."""
+    return not isinstance(_numba_backend(), ImportError)
+
+
+def sampler_backend(device: torch.device | str) -> str:
+    """``"numba"`` or ``"torch"``: the backend ``sample_blocks`` runs for tensors on ``device``, as
+    ``ACCESSBENCH_SAMPLER`` and the installed packages decide. Raises ValueError for an unknown value, for ``numba``
+    where it does not import, and for ``numba`` on a non-CPU device."""
+    choice = os.environ.get("ACCESSBENCH_SAMPLER", "auto").strip().lower() or "auto"
+    if choice not in BACKENDS:
+        raise ValueError(f"ACCESSBENCH_SAMPLER={choice!r} is not a sampler backend; valid: {', '.join(BACKENDS)}")
+    on_cpu = torch.device(device).type == "cpu"
+    if choice == "numba":
+        found = _numba_backend()
+        if isinstance(found, ImportError):
+            raise ValueError(f"ACCESSBENCH_SAMPLER=numba, but numba cannot be imported ({found}); install it with "
+                             "pip install 'accessbench[fast]', or use ACCESSBENCH_SAMPLER=auto or torch") from found
+        if not on_cpu:
+            raise ValueError(f"ACCESSBENCH_SAMPLER=numba samples CPU tensors only, got tensors on {device}; "
+                             "use ACCESSBENCH_SAMPLER=auto or torch")
+        return "numba"
+    return "numba" if choice == "auto" and on_cpu and numba_available() else "torch"
 
 
 # --------------------------------------------------------------------------------------------------- node table
@@ -295,13 +344,21 @@ def sample_blocks(
 ) -> SampledBatch:
     """Multi-hop sampling from ``seeds``; returns blocks in local ids and the unique node ids (seeds first).
 
-    Duplicate seeds are merged (the batch's seeds are its unique seeds, first occurrence order). One host read per
-    hop (one more when the first fanout is -1): the read after hop h's draw also carries hop h+1's edge count and
-    drawing-row count, computed on the not yet compacted frontier, so hops 2.. draw into exact edge lists.
+    Duplicate seeds are merged (the batch's seeds are its unique seeds, first occurrence order). CPU tensors go to
+    the numba backend where ``sampler_backend`` says so. Torch backend: one host read per hop (one more when the
+    first fanout is -1): the read after hop h's draw also carries hop h+1's edge count and drawing-row count,
+    computed on the not yet compacted frontier, so hops 2.. draw into exact edge lists.
     """
     fanouts = validate_fanouts(fanouts)
     dev = seeds.device
     seeds = seeds.to(torch.int64).reshape(-1)
+    # the numba backend needs every tensor on the CPU: a CUDA tensor among them decides
+    placed = next((t.device for t in (seeds, indptr, indices) if t.device.type != "cpu"), dev)
+    if sampler_backend(placed) == "numba":
+        backend = _numba_backend()
+        assert not isinstance(backend, ImportError)
+        with _TABLES.borrow(indptr.numel() - 1, dev) as table:
+            return backend.sample_blocks(indptr, indices, seeds, fanouts, generator, table=table)
     zero = torch.zeros(1, dtype=torch.int64, device=dev)
     with _TABLES.borrow(indptr.numel() - 1, dev) as table:
         seed_local, seed_new, seed_rank = _merge(table, seeds, None, 0)

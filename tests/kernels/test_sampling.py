@@ -1,4 +1,5 @@
-"""Sampler properties: real neighbours, at most fanout, no repeats where the degree allows, seeded."""
+"""Sampler properties: real neighbours, at most fanout, no repeats where the degree allows, seeded (block tests run
+under both backends; the host-read counts are the torch backend's)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 
 from accessbench.kernels.sampling import sample_blocks, sample_neighbors, unique_first_occurrence, validate_fanouts
 from tests.conftest import make_graph
+from tests.kernels.sampling_backends import BACKENDS, use_backend
 
 
 def _neighbours(graph, v: int) -> list[int]:
@@ -49,7 +51,9 @@ def test_sampling_is_uniform() -> None:
     assert bool((pairs[:, 0] != pairs[:, 1]).all())
 
 
-def test_blocks_are_consistent_and_seeded() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_blocks_are_consistent_and_seeded(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    use_backend(monkeypatch, backend)
     graph = make_graph(num_nodes=500, max_degree=25, seed=4)
     seeds = torch.tensor([5, 9, 5, 100, 7])
     b1 = sample_blocks(graph.indptr, graph.indices, seeds, [4, 3], torch.Generator().manual_seed(7))
@@ -89,6 +93,7 @@ def test_one_host_sync_per_hop_without_a_gpu(monkeypatch: pytest.MonkeyPatch, fa
     """Every device->host read goes through ``_host_ints``: count them, and forbid the implicit ones."""
     from accessbench.kernels import sampling
 
+    use_backend(monkeypatch, "torch")
     graph = make_graph(num_nodes=2000, max_degree=40, seed=3)
     seeds = torch.randint(0, 2000, (300,), generator=torch.Generator().manual_seed(1))
     orig_tolist = torch.Tensor.tolist
@@ -124,6 +129,7 @@ def test_all_neighbour_hops_cost_a_read_only_first(monkeypatch: pytest.MonkeyPat
     """A fanout of -1 after hop 1 rides on the previous hop's read; only a first hop of -1 adds one."""
     from accessbench.kernels import sampling
 
+    use_backend(monkeypatch, "torch")
     graph = make_graph(num_nodes=500, max_degree=12, seed=5)
     reads: list[int] = []
     orig = sampling._host_ints

@@ -1,6 +1,7 @@
 """The new sampler against the pre-issue-12 reference: same structure semantics, same (uniform) distribution.
 
-Chi-square statistics with fixed seeds (deterministic, not flaky); thresholds are the 0.999 quantiles.
+Chi-square statistics with fixed seeds (deterministic, not flaky); thresholds are the 0.999 quantiles. The draws come
+from ``sample_neighbors`` (torch) and from ``sample_blocks`` under each backend (tests/kernels/sampling_backends.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from accessbench.kernels import sampling
 from accessbench.kernels.sampling import sample_blocks, sample_neighbors
 from tests.conftest import make_graph
 from tests.kernels import sampling_reference as ref
+from tests.kernels.sampling_backends import BACKENDS, use_backend
 
 # chi-square 0.999 quantiles by degrees of freedom (scipy.stats.chi2.ppf(0.999, df))
 _CHI2_999 = {49: 85.35, 199: 267.54, 9: 27.88, 34: 65.25, 55: 93.17}
+#: Where the draws come from: ``sample_neighbors`` (torch), or ``sample_blocks`` under a backend.
+SAMPLERS = ["sample_neighbors", *BACKENDS]
 
 
 def _chi2(counts: torch.Tensor) -> float:
@@ -31,25 +35,45 @@ def _star(deg: int) -> tuple[torch.Tensor, torch.Tensor]:
     return indptr, torch.arange(1, deg + 1, dtype=torch.int64)
 
 
-@pytest.mark.parametrize("deg,k", [(50, 10), (200, 5), (200, 40)])
-def test_each_neighbour_equally_likely_on_a_high_degree_node(deg: int, k: int) -> None:
-    indptr, indices = _star(deg)
-    nodes = torch.zeros(4000, dtype=torch.int64)
-    _, nbr = sample_neighbors(indptr, indices, nodes, k, torch.Generator().manual_seed(11))
-    picks = nbr.view(4000, k)
+def _draws(monkeypatch: pytest.MonkeyPatch, sampler: str, deg: int, k: int, rows: int, seed: int) -> torch.Tensor:
+    """int64 ``[rows, k]``: ``rows`` independent draws of k of the neighbours 1..deg of one node.
+
+    ``sample_neighbors`` draws for node 0 of ``_star(deg)`` ``rows`` times; ``sample_blocks`` (which merges repeated
+    seeds) draws once for each of ``rows`` hubs that share the neighbours ``rows .. rows + deg - 1``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if sampler == "sample_neighbors":
+        indptr, indices = _star(deg)
+        return sample_neighbors(indptr, indices, torch.zeros(rows, dtype=torch.int64), k, gen)[1].view(rows, k)
+    use_backend(monkeypatch, sampler)
+    indptr = torch.full((rows + deg + 1,), rows * deg, dtype=torch.int64)
+    indptr[:rows + 1] = torch.arange(rows + 1) * deg
+    indices = (rows + torch.arange(deg)).repeat(rows)
+    batch = sample_blocks(indptr, indices, torch.arange(rows), [k], gen)
+    src, dst = batch.blocks[0].edge_index
+    assert torch.equal(dst, torch.arange(rows).repeat_interleave(k))  # k edges per hub, grouped by hub
+    return (batch.node_ids[src] - rows + 1).view(rows, k)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("deg,k", [(50, 10), (200, 5), (200, 40), (200, 100)])
+def test_each_neighbour_equally_likely_on_a_high_degree_node(monkeypatch: pytest.MonkeyPatch, sampler: str, deg: int,
+                                                              k: int) -> None:
+    picks = _draws(monkeypatch, sampler, deg, k, 4000, 11)
     assert bool((picks.sort(1).values.diff(dim=1) > 0).all())  # without replacement
-    counts = torch.bincount(nbr, minlength=deg + 1)[1:]
+    assert bool((picks >= 1).all()) and bool((picks <= deg).all())
+    counts = torch.bincount(picks.flatten(), minlength=deg + 1)[1:]
     assert _chi2(counts) < _CHI2_999[deg - 1]
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("deg,k", [(5, 2), (7, 3), (11, 5)])
-def test_every_k_subset_equally_often_on_a_small_node(deg: int, k: int) -> None:
-    indptr, indices = _star(deg)
+def test_every_k_subset_equally_often_on_a_small_node(monkeypatch: pytest.MonkeyPatch, sampler: str, deg: int,
+                                                      k: int) -> None:
     subsets = {c: i for i, c in enumerate(itertools.combinations(range(1, deg + 1), k))}
     draws = 200 * len(subsets)
-    _, nbr = sample_neighbors(indptr, indices, torch.zeros(draws, dtype=torch.int64), k,
-                              torch.Generator().manual_seed(5))
-    ids = [subsets[tuple(sorted(row))] for row in nbr.view(draws, k).tolist()]
+    picks = _draws(monkeypatch, sampler, deg, k, draws, 5)
+    ids = [subsets[tuple(sorted(row))] for row in picks.tolist()]
     counts = torch.bincount(torch.tensor(ids), minlength=len(subsets))
     df = len(subsets) - 1
     # 0.999 quantile by the Wilson-Hilferty approximation where the table has no entry
@@ -65,8 +89,10 @@ def test_reference_is_uniform_too() -> None:
     assert _chi2(torch.bincount(nbr, minlength=51)[1:]) < _CHI2_999[49]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fanouts", [[4, 3], [10, 5], [15, 10, 5], [-1, 2], [3, -1], [40]])
-def test_structure_matches_the_reference(fanouts: list[int]) -> None:
+def test_structure_matches_the_reference(monkeypatch: pytest.MonkeyPatch, backend: str, fanouts: list[int]) -> None:
+    use_backend(monkeypatch, backend)
     graph = make_graph(num_nodes=600, max_degree=45, seed=len(fanouts) + fanouts[0])
     seeds = torch.tensor([5, 9, 5, 100, 7, 9, 599, 0])
     new = sample_blocks(graph.indptr, graph.indices, seeds, fanouts, torch.Generator().manual_seed(3))
@@ -99,7 +125,9 @@ def test_structure_matches_the_reference(fanouts: list[int]) -> None:
             assert torch.equal(nodes[:bn.num_src], old.node_ids[:bo.num_src])
 
 
-def test_seeded_and_equal_to_itself_not_to_the_reference() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seeded_and_equal_to_itself_not_to_the_reference(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    use_backend(monkeypatch, backend)
     graph = make_graph(num_nodes=500, max_degree=40, seed=1)
     seeds = torch.arange(0, 500, 7)
     a = sample_blocks(graph.indptr, graph.indices, seeds, [10, 5], torch.Generator().manual_seed(9))
@@ -109,7 +137,9 @@ def test_seeded_and_equal_to_itself_not_to_the_reference() -> None:
         assert torch.equal(x.edge_index, y.edge_index)
 
 
-def test_node_table_is_clean_after_use() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_node_table_is_clean_after_use(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    use_backend(monkeypatch, backend)
     graph = make_graph(num_nodes=300, max_degree=20, seed=2)
     for i in range(3):
         batch = sample_blocks(graph.indptr, graph.indices, torch.arange(i, 300, 11), [5, 5],
@@ -120,7 +150,9 @@ def test_node_table_is_clean_after_use() -> None:
             assert bool((table == sampling._EMPTY).all())
 
 
-def test_empty_and_edgeless() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_and_edgeless(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    use_backend(monkeypatch, backend)
     indptr = torch.zeros(5, dtype=torch.int64)
     indices = torch.empty(0, dtype=torch.int32)
     batch = sample_blocks(indptr, indices, torch.tensor([3, 1, 3]), [4, -1], torch.Generator().manual_seed(0))
