@@ -129,6 +129,13 @@ class _Staging:
         return slot, buf[:rows]
 
 
+def split_threads(total: int) -> tuple[int, int]:
+    """Intra-op threads for (the prefetch thread, the consumer) out of ``total``, so the two together do not ask
+    for more threads than ``total`` (at least one each: with ``total == 1`` the two share the core)."""
+    producer = max(1, total // 2)
+    return producer, max(1, total - producer)
+
+
 @register("cpu-centric")
 class CpuCentric(AccessStrategy):
     """CPU sampling and gathering, staged host-to-device copy (the field's default data path)."""
@@ -142,6 +149,7 @@ class CpuCentric(AccessStrategy):
         self._copy_stream: torch.cuda.Stream | None = None
         self._saved_threads: int | None = None
         self._workers: list[_Prefetcher] = []
+        self._thread_note: str | None = None
 
     def prepare(self, graph: GraphData, device: torch.device) -> None:
         """Keep everything in host memory; set up staging buffers and a copy stream when the device is CUDA."""
@@ -226,13 +234,19 @@ class CpuCentric(AccessStrategy):
         if self.options.prefetch == 0:
             yield from super().load(seed_batches, fanouts, generator=generator)
             return
-        worker = _Prefetcher(self, seed_batches, fanouts, generator, depth=self.options.prefetch)
+        total = torch.get_num_threads()
+        producer, consumer = split_threads(total)
+        worker = _Prefetcher(self, seed_batches, fanouts, generator, depth=self.options.prefetch, threads=producer)
         self._workers.append(worker)
+        self._thread_note = (f"prefetch: the background thread samples and gathers with {producer} intra-op "
+                             f"thread(s), the consumer computes with {consumer} (of {total})")
+        torch.set_num_threads(consumer)
         try:
             yield from worker
         finally:
             worker.stop()
             self._workers.remove(worker)
+            torch.set_num_threads(total)
 
     def before_measure(self) -> None:
         """Size every staging slot for the warm-up's largest batch (with headroom) before the measured window."""
@@ -240,12 +254,15 @@ class CpuCentric(AccessStrategy):
             self._staging.reserve()
 
     def measure_notes(self) -> list[str]:
+        notes = [self._thread_note] if self._thread_note else []
         st = self._staging
         if st is None or not st.allocations_in_window:
-            return []
-        return [f"cpu-centric allocated {st.allocations_in_window} staging buffer(s) ({st.bytes_allocated_in_window} "
-                f"bytes{', pinned' if st.pinned else ''}) inside the measured window: a batch outgrew the "
-                f"{st.reserved_rows} rows reserved from the warm-up's largest, or a result was still held"]
+            return notes
+        growth = (f"cpu-centric allocated {st.allocations_in_window} staging buffer(s) "
+                  f"({st.bytes_allocated_in_window} bytes{', pinned' if st.pinned else ''}) inside the measured "
+                  f"window: a batch outgrew the {st.reserved_rows} rows reserved from the warm-up's largest, or a "
+                  "result was still held")
+        return [*notes, growth]
 
     def close(self) -> None:
         """Stop prefetch threads, drop staging buffers, restore the thread count."""
@@ -264,11 +281,11 @@ class _Prefetcher(BatchProducer):
     """Samples and gathers batches in a background thread on the copy stream, ``prefetch`` batches ahead."""
 
     def __init__(self, strategy: CpuCentric, seed_batches: Iterable[torch.Tensor], fanouts: Sequence[int],
-                 generator: torch.Generator, depth: int) -> None:
+                 generator: torch.Generator, depth: int, threads: int) -> None:
         self.strategy = strategy
         # OpenMP thread counts are per calling thread: without this the prefetch thread would run torch's default
-        # (all cores) next to the consumer's ``threads`` and oversubscribe the cores.
-        self.threads = torch.get_num_threads()
+        # (all cores) next to the consumer's threads and oversubscribe the cores.
+        self.threads = threads
         self._threads_set = False
         super().__init__(strategy.device, seed_batches, fanouts, generator, depth=depth,
                          stream=strategy._copy_stream, name="accessbench-prefetch")

@@ -65,3 +65,28 @@ def test_staging_is_sized_before_the_measured_window_and_growth_inside_it_is_a_n
         del out
         (note,) = s.measure_notes()
         assert "inside the measured window" in note and f"{int(800 * 1.25) + 1} rows reserved" in note
+
+
+def test_prefetch_thread_and_consumer_split_the_intra_op_threads() -> None:
+    from accessbench.kernels.strategies.cpu_centric import split_threads
+
+    assert split_threads(1) == (1, 1) and split_threads(2) == (1, 1) and split_threads(8) == (4, 4)
+    assert split_threads(3) == (1, 2)
+    graph = make_graph(num_nodes=300, feat_dim=16)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    try:
+        with registry.create("cpu-centric", threads=2, prefetch=2) as s:
+            s.prepare(graph, DEVICE)
+            seeds = (_ids(i, n=16) for i in range(4))
+            loader = s.load(seeds, [3, 2], generator=torch.Generator().manual_seed(0))
+            for loaded in loader:
+                seen.append(torch.get_num_threads())  # the consumer's count while the prefetch thread runs
+                assert torch.equal(loaded.features, graph.features[loaded.batch.node_ids])
+            assert s._workers == []
+            assert s.measure_notes()[0].startswith("prefetch: the background thread samples and gathers with 1")
+            assert torch.get_num_threads() == 2  # restored when the loader ended
+    finally:
+        torch.set_num_threads(saved)
+    assert seen == [1, 1, 1, 1]
