@@ -164,3 +164,14 @@ def test_runs_sharing_nothing_say_so() -> None:
     comp = compare_results(*_frames([record("cpu-centric")], [record("device-resident")]))
     assert comp.shared == 0 and "share no configuration" in comp.problem
     assert compare_results(*_frames([record("cpu-centric")], [record("cpu-centric")])).problem is None
+
+
+def test_different_intra_op_thread_counts_are_not_comparable() -> None:
+    base = [_sampled("cpu-centric", 0.010, seed=1, cpu_threads=2)]
+    new = [_sampled("cpu-centric", 0.015, seed=2, cpu_threads=1)]
+    comp = compare_results(*_frames(base, new))
+    assert not comp.has_regression
+    row = comp.table.iloc[0]
+    assert row["verdict"] == "not comparable" and row["reason"].startswith("intra-op threads differ: 2 vs 1")
+    same = compare_results(*_frames(base, [_sampled("cpu-centric", 0.015, seed=2, cpu_threads=2)]))
+    assert same.has_regression  # equal counts: judged as usual
