@@ -240,6 +240,8 @@ FIELDS: tuple[Field, ...] = (
       "CPU used by other processes during the window: cpu_util_system x cores - cpu_util_process"),
     F("contended", "bool", "", "cpu", "any",
       f"cpu_others_cores > {CONTENDED_CORES} (another process competed for the cores: timings are suspect)"),
+    F("sampler", "str", "", "labels", "same",
+      "neighbour sampler backend that ran: numba (compiled, CPU tensors) or torch (vectorised ops, any device)"),
     F("cpu_threads", "int", "count", "cpu", "same",
       "torch intra-op threads in the measured window (the worker's placement, or the strategy's threads option)"),
     F("cpu_affinity", "list", "", "cpu", "same",

@@ -24,6 +24,7 @@ from accessbench.kernels import registry
 from accessbench.kernels.base import AccessStrategy
 from accessbench.kernels.device import resolve_device, synchronize
 from accessbench.kernels.errors import AccessBenchError
+from accessbench.kernels.sampling import sampler_backend
 from accessbench.suite.telemetry import Telemetry, TelemetrySettings
 from accessbench.suite.telemetry.envstamp import environment
 from accessbench.suite.telemetry.heartbeat import Heartbeat
@@ -141,6 +142,7 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
         in_phase("prepare", lambda: strategy.prepare(graph, device))
         synchronize(device)
         rec.prepare_s = time.perf_counter() - t0
+        rec.sampler = in_phase("setup", lambda: sampler_backend(strategy.sample_device))
         runner = MODES[cfg.mode]
         profile_path = None
         if settings.profile:
@@ -155,14 +157,14 @@ def execute(cfg: Config, *, run_id: str, telemetry_factory: Callable[[torch.devi
             rec.peak_device_bytes = int(torch.cuda.max_memory_allocated(device))
     except PhaseFailure as failure:
         rec.status, rec.failed_phase, rec.error = "failed", failure.phase, _error_text(failure.exc)
-    except Exception as exc:  # anything outside a named phase still becomes a failed row, never a traceback
+    except Exception as exc:  # noqa: BLE001 - anything outside a named phase still becomes a failed row, never a traceback
         rec.status, rec.failed_phase, rec.error = "failed", "setup", _error_text(exc)
     finally:
         stage("close")
         if strategy is not None:
             try:
                 strategy.close()
-            except Exception as exc:  # a failing close must not hide the measurement; it is reported
+            except Exception as exc:  # noqa: BLE001 - a failing close must not hide the measurement; it is reported
                 rec.notes.append(f"close() failed: {_error_text(exc)}")
         if telemetry is not None:
             telemetry.close()
