@@ -218,6 +218,9 @@ def sample_blocks(indptr: torch.Tensor, indices: torch.Tensor, seeds: torch.Tens
     """``sampling.sample_blocks`` for CPU tensors (``fanouts`` already validated); ``table`` is an int32
     ``[num_nodes + 1]`` CPU node table, all ``_EMPTY``, left so on return. Random numbers: one int64 key drawn
     from ``generator``; runs on ``min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)`` threads."""
+    if indptr.numel() == 0 or int(indptr[-1]) > indices.numel():  # the compiled loops do not check bounds
+        raise ValueError(f"indptr (last entry {int(indptr[-1]) if indptr.numel() else None}) does not fit "
+                         f"indices of {indices.numel()} edges")
     key = int(torch.randint(0, 1 << 62, (1,), generator=generator))
     numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     args = (indptr.contiguous().numpy(), indices.contiguous().numpy(), seeds.contiguous().numpy(),

@@ -113,6 +113,13 @@ def test_out_of_range_seed_raises_and_leaves_the_table_clean(monkeypatch: pytest
             assert bool((table == sampling._EMPTY).all())
 
 
+def test_numba_refuses_an_indptr_past_the_indices(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_backend(monkeypatch, "numba")
+    indptr, indices = _distinct_graph(40, 6, seed=2)
+    with pytest.raises(ValueError, match="does not fit indices"):
+        sample_blocks(indptr, indices[:-1], torch.tensor([0, 3]), [2], torch.Generator())
+
+
 def test_backends_agree_exactly_where_nothing_is_random(monkeypatch: pytest.MonkeyPatch) -> None:
     """All neighbours (fanout -1, or fanouts at least every degree): both backends build the very same blocks."""
     pytest.importorskip("numba")
