@@ -138,7 +138,7 @@ class Field:
         return None
 
 
-_NULLABLE_CONTAINERS = ("fanouts", "per_rank", "cpu_affinity")
+_NULLABLE_CONTAINERS = ("fanouts", "per_rank", "cpu_affinity", "process_medians", "sample_runs")
 
 
 def F(name: str, type_: str, unit: str, group: str, merge: str, doc: str, *, per_rank: bool = False) -> Field:
@@ -279,6 +279,13 @@ FIELDS: tuple[Field, ...] = (
     # samples
     F("samples", "dict", "s", "samples", "rank0",
       f"per-step seconds of each phase {{phase: [s, ...]}}, at most {SAMPLES_CAP} per phase (evenly strided)"),
+    F("processes", "int", "count", "samples", "same",
+      "worker processes that measured this configuration (run --processes; null: one)"),
+    F("process_medians", "list", "s", "samples", "same",
+      "each process's headline median (step_s, else gather_s, else sample_s), in order; several processes only"),
+    F("sample_runs", "list", "count", "samples", "same",
+      "samples each process contributed to every phase, in order (samples are their concatenation); several "
+      "processes only"),
     # machine and labels
     F("env", "dict", "", "machine", "same", "machine and software stamp (docs/RESULTS.md, Machine)"),
     F("simulated", "bool", "", "labels", "same", "true for rows produced by the simulator"),

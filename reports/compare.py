@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from .intervals import LEVEL, clean_samples, ratio_interval
+from .intervals import LEVEL, clean_samples, ratio_interval, sample_runs
 
 __all__ = ["DEFAULT_THRESHOLD", "MIN_PHASE_SHARE", "VERDICTS", "Comparison", "compare_results"]
 
@@ -174,9 +174,12 @@ def _judge_metric(b: pd.Series, n: pd.Series, metric: str, threshold: float) -> 
         bs, ns = _samples(b, phase), _samples(n, phase)
     row: dict[str, Any] = {"metric": metric, "base": bt, "new": nt, "base_p10": bands[0], "base_p90": bands[1],
                            "new_p10": bands[2], "new_p90": bands[3], "base_n": len(bs), "new_n": len(ns)}
-    ci = ratio_interval(bs, ns)
+    ci = ratio_interval(bs, ns, base_runs=sample_runs(b), new_runs=sample_runs(n))
     if ci is not None:
-        row.update(method="bootstrap of the median ratio", ratio=ci.ratio, ci_low=ci.low, ci_high=ci.high,
+        method = "bootstrap of the median ratio"
+        if ci.runs_base > 1 or ci.runs_new > 1:
+            method += f" over processes, then steps ({ci.runs_base} base / {ci.runs_new} new processes)"
+        row.update(method=method, ratio=ci.ratio, ci_low=ci.low, ci_high=ci.high,
                    change_pct=100.0 * (ci.ratio - 1.0))
         span = f"interval {ci.low:.3f}..{ci.high:.3f}"
         if ci.low > 1.0 + threshold:

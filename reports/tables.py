@@ -15,7 +15,7 @@ import pandas as pd
 from accessbench.schema import CONTENDED_CORES
 
 from .ceilings import CEILING_LABELS, ceiling_value, relevant_ceiling
-from .intervals import LEVEL, clean_samples, ratio_interval
+from .intervals import LEVEL, clean_samples, ratio_interval, sample_runs
 
 __all__ = [
     "BASELINE_STRATEGY",
@@ -223,7 +223,8 @@ def headlines(results: pd.DataFrame, probe: dict[str, Any]) -> list[Headline]:
         if bases:
             (bt, _, _, _), base = min(bases, key=lambda x: x[0][0])
             speedup = bt / t
-            ci = ratio_interval(_step_samples(win, source), _step_samples(base, source))
+            ci = ratio_interval(_step_samples(win, source), _step_samples(base, source),
+                                base_runs=sample_runs(win), new_runs=sample_runs(base))
             if base is win:
                 text += f", the {BASELINE_STRATEGY} baseline itself"
             else:

@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", "-d", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--steps", type=int, default=None, help="measured steps per configuration")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per configuration")
+    p.add_argument("--processes", type=int, default=1,
+                   help="worker processes per configuration, back to back, merged into one record whose samples "
+                        "keep each process's steps apart (default: 1); --compare then resamples processes too")
     p.add_argument("--cores", type=int, default=None,
                    help="pin each worker to this many CPUs with one intra-op thread each (default: the workload's "
                         "[run] cores, else one thread per free core, unpinned)")
@@ -112,12 +115,17 @@ def run(args: argparse.Namespace) -> int:
     # torchrun started several ranks: one process group for the sweep (see docs/RUNNER.md, "Several ranks")
     if args.profile is not None:
         raise ValueError("--profile is not supported with several ranks (torchrun) yet; profile a one-rank run")
+    if args.processes != 1:
+        raise ValueError("--processes is not supported with several ranks (torchrun) yet; use it in a one-rank run")
     with RankSession.start(args.device, timeout_s=args.timeout or None) as session:
         return _run(args, session)
 
 
 def _run(args: argparse.Namespace, session: RankSession | None) -> int:
     load_plugins([s.strip() for s in (args.plugins or "").split(",") if s.strip()])
+    processes = _positive("--processes", args.processes) or 1
+    if processes > 1 and args.no_isolate:
+        raise ValueError("--processes needs worker processes; drop --no-isolate")
     settings = _settings(args)
     wl = load_workload(args.workload)
     fanouts = None
@@ -160,7 +168,7 @@ def _run(args: argparse.Namespace, session: RankSession | None) -> int:
         raise ValueError(f"--profile names strategy {args.profile!r}, which is not run here; run: {', '.join(ok)}")
     sweep = Sweep(configs=configs, run_dir=run_dir, resume=args.resume, skipped=skipped,
                   isolate=not args.no_isolate and session is None, timeout_s=args.timeout or None, telemetry=settings,
-                  profile=args.profile, rerun_failed=not args.keep_failed)
+                  profile=args.profile, rerun_failed=not args.keep_failed, processes=processes)
     if session is not None and not session.leader:
         return follow(session, sweep)
     with RunLock(run_dir):

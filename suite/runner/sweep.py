@@ -21,6 +21,7 @@ from typing import Any
 from accessbench.kernels import registry
 from accessbench.kernels.errors import AccessBenchError
 from accessbench.suite.measure.lifecycle import Config, execute
+from accessbench.suite.measure.processes import merge_processes
 from accessbench.suite.measure.records import RESULTS_FILE, Record, append_record, read_records
 from accessbench.suite.telemetry.settings import TelemetrySettings
 from accessbench.workloads.config import Workload
@@ -170,6 +171,7 @@ class Sweep:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     profile: str | None = None
     rerun_failed: bool = False  # with resume: a failed row is not final, its configuration runs again
+    processes: int = 1  # worker processes per configuration, back to back, merged into one record
 
     def settings_for(self, cfg: Config, *, profile: bool = False) -> TelemetrySettings:
         """The telemetry settings of one configuration (traces into the run directory)."""
@@ -208,6 +210,22 @@ def _ensure_file(path: Path) -> None:
         os.close(dfd)
 
 
+def _measure(run: Executor, cfg: Config, sweep: Sweep) -> Record:
+    """``sweep.processes`` measurements of ``cfg``, back to back, merged into one record; a process that does not
+    finish ok ends the configuration with its record (a note says which of the N it was)."""
+    n = max(1, sweep.processes)
+    records: list[Record] = []
+    for i in range(n):
+        rec = run(cfg, sweep.run_id)
+        if rec.status != "ok" and n > 1:
+            rec.processes = n
+            rec.notes.append(f"process {i + 1} of {n} measuring this configuration {rec.status}; the "
+                             f"{'others are' if i else 'rest were'} not kept")
+            return rec
+        records.append(rec)
+    return merge_processes(records)
+
+
 def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
               on_start: Callable[[int, int, Config], None] | None = None,
               on_done: Callable[[int, int, Record], None] | None = None) -> list[Record]:
@@ -233,7 +251,7 @@ def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
             if skip_reason is not None:
                 rec = cfg.new_record(sweep.run_id, status="skipped", error=skip_reason)
             else:
-                rec = run(cfg, sweep.run_id)
+                rec = _measure(run, cfg, sweep)
             append_record(results, rec)
             done.add(cfg.key)
             records.append(rec)

@@ -68,7 +68,8 @@ def test_reader_sorts_unusable_lines_by_why(tmp_path: Path) -> None:
 def test_tiny_run_writes_the_same_fields_and_statuses_as_before_the_layout(tmp_path: Path) -> None:
     before = json.loads((HERE / "tiny_fields_before_layout.json").read_text())
     added_since = ["ceiling_fraction", "ceiling_gbps", "ceiling_key", "contended", "cpu_affinity", "cpu_others_cores",
-                   "cpu_threads", "memory_cap_bytes", "memory_cap_method", "sampler", "samples", "study"]  # new fields, declared in the schema after the layout
+                   "cpu_threads", "memory_cap_bytes", "memory_cap_method", "process_medians", "processes",
+                   "sample_runs", "sampler", "samples", "study"]  # new fields, declared in the schema after the layout
     out = tmp_path / "run"
     assert main(["run", "-w", "tiny", "--device", "cpu", "--out", str(out), "--no-report", "--no-probe",
                  "--steps", "2", "--warmup", "1"]) == 0
