@@ -33,13 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["analyse", "make_pairs", "plant", "main"]
+__all__ = ["analyse", "main", "make_pairs", "plant"]
 
 TIME_SUFFIXES = ("_s", "_s_p10", "_s_p90")
 FACTORS = (1.1, 1.2)
 
 
-def make_pairs(out: Path, *, pairs: int, workload: str, strategies: str, steps: int, device: str,
+def make_pairs(out: Path, *, pairs: int, workload: str, strategies: str, steps: int, device: str, processes: int = 1,
                budget_s: float | None = None) -> list[tuple[Path, Path]]:
     """Run ``pairs`` pairs of real runs into ``out/pair-NN/{a,b}`` (existing complete pairs are reused)."""
     done: list[tuple[Path, Path]] = []
@@ -51,6 +51,7 @@ def make_pairs(out: Path, *, pairs: int, workload: str, strategies: str, steps: 
             if (run_dir / "results.jsonl").is_file():
                 continue
             cmd = [sys.executable, "-m", "accessbench", "run", "-w", workload, "-s", strategies, "--steps", str(steps),
+                   "--processes", str(processes),
                    "--device", device, "--no-report", "--no-probe", "--out", str(run_dir)]
             print(f"[pair {i}] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
             subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workload", default="tiny")
     p.add_argument("--strategies", "-s", default="cpu-centric,device-resident")
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--processes", type=int, default=1, help="worker processes per configuration (run --processes)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     p.add_argument("--budget", type=float, default=None, metavar="S", help="stop making pairs after S seconds")
@@ -171,15 +173,17 @@ def main(argv: list[str] | None = None) -> int:
                  if (d / "a" / "results.jsonl").is_file() and (d / "b" / "results.jsonl").is_file()]
     else:
         pairs = make_pairs(args.out, pairs=args.pairs, workload=args.workload, strategies=args.strategies,
-                           steps=args.steps, device=args.device, budget_s=args.budget)
+                           steps=args.steps, device=args.device, processes=args.processes,
+                           budget_s=args.budget)
     result = analyse(pairs, threshold=args.threshold)
     n, c, worst = _contention(pairs)
     result.update(machine=f"{socket.gethostname()} ({platform.processor() or platform.machine()}, "
                           f"{os.cpu_count()} cores)",
                   date=dt.date.today().isoformat(), workload=args.workload, strategies=args.strategies,
-                  steps=args.steps, ok_records=n, contended_records=c, worst_others_cores=worst,
+                  steps=args.steps, processes=args.processes, ok_records=n, contended_records=c, worst_others_cores=worst,
                   seconds=round(time.monotonic() - t0, 1))
-    print(f"{len(pairs)} pair(s) of {args.workload} ({args.strategies}, {args.steps} steps), threshold "
+    print(f"{len(pairs)} pair(s) of {args.workload} ({args.strategies}, {args.steps} steps, {args.processes} "
+          "process(es) per configuration), threshold "
           f"{args.threshold:.0%}; {c} of {n} ok records contended (worst: others used {worst:.2f} cores)")
     print("| case | gate fired (pairs) | rows flagged regression | rows contended (not judged) | headline ratio range |")
     print("|---|---|---|---|---|")
