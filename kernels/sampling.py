@@ -100,7 +100,7 @@ def sampler_backend(device: torch.device | str) -> str:
         found = _numba_backend()
         if isinstance(found, ImportError):
             raise ValueError(f"ACCESSBENCH_SAMPLER=numba, but numba cannot be imported ({found}); install it with "
-                             "pip install 'accessbench[fast]', or use ACCESSBENCH_SAMPLER=auto or torch") from found
+                             "pip install numba, or use ACCESSBENCH_SAMPLER=auto or torch") from found
         if not on_cpu:
             raise ValueError(f"ACCESSBENCH_SAMPLER=numba samples CPU tensors only, got tensors on {device}; "
                              "use ACCESSBENCH_SAMPLER=auto or torch")

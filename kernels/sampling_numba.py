@@ -1,4 +1,5 @@
-"""Multi-hop neighbour sampling in numba-compiled loops, for CPU tensors (optional: ``pip install accessbench[fast]``).
+"""Multi-hop neighbour sampling in numba-compiled loops, for CPU tensors (numba is a dependency; where it is absent,
+the torch sampler in kernels/sampling.py runs).
 
 Same semantics as kernels/sampling.py (its module docstring): unique seeds first, ``min(deg, fanout)`` neighbours per
 frontier node without replacement (Floyd's algorithm), all of them for a fanout of -1, the next frontier in
