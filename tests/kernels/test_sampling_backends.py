@@ -187,6 +187,6 @@ def test_without_numba_the_torch_backend_runs(monkeypatch: pytest.MonkeyPatch, f
     batch = sample_blocks(indptr, indices, seeds, [5, 3], torch.Generator().manual_seed(0))
     _check_exact(batch, indptr, indices, seeds, [5, 3])
     monkeypatch.setenv("ACCESSBENCH_SAMPLER", "numba")
-    with pytest.raises(ValueError, match=r"numba cannot be imported .*accessbench\[fast\]") as info:
+    with pytest.raises(ValueError, match=r"numba cannot be imported .*pip install numba") as info:
         sample_blocks(indptr, indices, seeds, [5, 3], torch.Generator())
     assert isinstance(info.value.__cause__, ImportError)
