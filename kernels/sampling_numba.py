@@ -214,16 +214,37 @@ def _sample(indptr, indices, seeds, fanouts, table, key):  # pragma: no cover - 
     return nodes, num_dst, edges
 
 
+#: Batches expected to sample fewer edges than this run on one numba thread. Measured on the 2-core VM: `default`
+#: ([10, 5] x 1024 seeds, ~61k edges by this estimate, ~34k drawn) gained 1.06x from a second thread but, inside the
+#: runner, a whole process then ran its sample phase at 1.95 ms instead of 1.2 ms (and compute ~12% slower) in 6 of
+#: 40 processes: numba's and torch's OpenMP pools spinning against each other. `papers100m-like` ([15, 10, 5],
+#: ~937k by this estimate, ~277k drawn) gains 1.57x and keeps both threads.
+PARALLEL_MIN_EDGES = 200_000
+
+
+def sampler_threads(num_seeds: int, fanouts: list[int], avg_degree: float) -> int:
+    """numba threads for one batch: 1 below ``PARALLEL_MIN_EDGES`` expected edges (``num_seeds`` x the product of
+    the fanouts so far, summed over hops; -1 counts as ``avg_degree``), else torch's intra-op thread count (capped
+    by ``NUMBA_NUM_THREADS``)."""
+    expected, width = 0.0, float(num_seeds)
+    for f in fanouts:
+        width *= avg_degree if f < 0 else f
+        expected += width
+    if expected < PARALLEL_MIN_EDGES:
+        return 1
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+
 def sample_blocks(indptr: torch.Tensor, indices: torch.Tensor, seeds: torch.Tensor, fanouts: list[int],
                   generator: torch.Generator, *, table: torch.Tensor) -> SampledBatch:
     """``sampling.sample_blocks`` for CPU tensors (``fanouts`` already validated); ``table`` is an int32
     ``[num_nodes + 1]`` CPU node table, all ``_EMPTY``, left so on return. Random numbers: one int64 key drawn
-    from ``generator``; runs on ``min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)`` threads."""
+    from ``generator``; runs on ``sampler_threads(...)`` threads (one for small batches)."""
     if indptr.numel() == 0 or int(indptr[-1]) > indices.numel():  # the compiled loops do not check bounds
         raise ValueError(f"indptr (last entry {int(indptr[-1]) if indptr.numel() else None}) does not fit "
                          f"indices of {indices.numel()} edges")
     key = int(torch.randint(0, 1 << 62, (1,), generator=generator))
-    numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(sampler_threads(seeds.numel(), fanouts, indices.numel() / max(1, indptr.numel() - 1)))
     args = (indptr.contiguous().numpy(), indices.contiguous().numpy(), seeds.contiguous().numpy(),
             np.asarray(fanouts, dtype=np.int64), table.numpy(), np.uint64(key))
     if numba.threading_layer() == "workqueue":

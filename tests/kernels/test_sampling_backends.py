@@ -140,6 +140,9 @@ def test_numba_draws_are_seeded_and_independent_of_threads(monkeypatch: pytest.M
     use_backend(monkeypatch, "numba")
     import numba
 
+    from accessbench.kernels import sampling_numba
+
+    monkeypatch.setattr(sampling_numba, "PARALLEL_MIN_EDGES", 0)  # this small batch runs on every thread too
     indptr, indices = _distinct_graph(3000, 60, seed=7)
     seeds = torch.randint(0, 3000, (700,), generator=torch.Generator().manual_seed(0))
     saved = torch.get_num_threads()
@@ -190,3 +193,23 @@ def test_without_numba_the_torch_backend_runs(monkeypatch: pytest.MonkeyPatch, f
     with pytest.raises(ValueError, match=r"numba cannot be imported .*pip install numba") as info:
         sample_blocks(indptr, indices, seeds, [5, 3], torch.Generator())
     assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_small_batches_sample_on_one_numba_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
+    import numba
+
+    from accessbench.kernels.sampling_numba import PARALLEL_MIN_EDGES, sampler_threads
+
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert sampler_threads(1024, [10, 5], 15.0) == 1  # default: ~61k expected edges
+        big = min(2, numba.config.NUMBA_NUM_THREADS)
+        assert sampler_threads(1024, [15, 10, 5], 15.0) == big  # papers100m-like: ~937k
+        assert sampler_threads(1024, [-1], PARALLEL_MIN_EDGES / 1024) == big  # -1 counts as the average degree
+        assert sampler_threads(10, [-1], 30.0) == 1
+        torch.set_num_threads(1)
+        assert sampler_threads(1024, [15, 10, 5], 15.0) == 1  # never more than torch's intra-op threads
+    finally:
+        torch.set_num_threads(saved)
