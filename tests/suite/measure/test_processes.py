@@ -27,10 +27,11 @@ def _rec(level: float, *, n: int = 20, seed: int = 0, **extra: object) -> Record
 def test_merge_pools_samples_keeps_the_median_process_and_says_so() -> None:
     recs = [_rec(0.010, seed=1), _rec(0.030, seed=2, contended=True, cpu_others_cores=0.9), _rec(0.012, seed=3)]
     medians = [r.step_s for r in recs]
+    pooled = [v for r in recs for v in r.samples["step"]]
     out = merge_processes(recs)
     assert out.processes == 3 and out.sample_runs == [20, 20, 20]
     assert out.process_medians == medians
-    assert out.samples["step"] == pytest.approx(recs[0].samples["step"] + recs[1].samples["step"] + recs[2].samples["step"])
+    assert out.samples["step"] == pytest.approx(pooled)
     assert out.rows == 1003  # counters are the median process's (the 12 ms one)
     assert 0.012 * 0.98 <= out.step_s <= 0.012 * 1.02  # the pooled median: the middle process's level
     assert out.step_s_p10 < out.step_s < out.step_s_p90 and out.compute_s == pytest.approx(out.step_s / 2)
