@@ -210,27 +210,37 @@ def _ensure_file(path: Path) -> None:
         os.close(dfd)
 
 
-def _measure(run: Executor, cfg: Config, sweep: Sweep) -> Record:
-    """``sweep.processes`` measurements of ``cfg``, back to back, merged into one record; a process that does not
-    finish ok ends the configuration with its record (a note says which of the N it was)."""
-    n = max(1, sweep.processes)
-    records: list[Record] = []
-    for i in range(n):
-        rec = run(cfg, sweep.run_id)
-        if rec.status != "ok" and n > 1:
-            rec.processes = n
-            rec.notes.append(f"process {i + 1} of {n} measuring this configuration {rec.status}; the "
-                             f"{'others are' if i else 'rest were'} not kept")
-            return rec
-        records.append(rec)
-    return merge_processes(records)
+#: Per-process records of a ``--processes`` sweep, appended and fsynced as each process finishes, so a killed sweep
+#: resumes without measuring them again; removed when the sweep completes.
+PROCESSES_FILE = "processes.jsonl"
+
+
+def _finished_processes(path: Path) -> dict[str, list[Record]]:
+    """The ok per-process records already in ``path``, by configuration key, in order."""
+    from .isolation import record_from_dict
+
+    out: dict[str, list[Record]] = {}
+    if not path.is_file():
+        return out
+    rows, _ = read_records(path)
+    for row in rows:
+        if row.get("status") == "ok" and row.get("config_key"):
+            out.setdefault(str(row["config_key"]), []).append(record_from_dict(row))
+    return out
 
 
 def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
               on_start: Callable[[int, int, Config], None] | None = None,
               on_done: Callable[[int, int, Record], None] | None = None) -> list[Record]:
-    """Run every configuration not already finished; each record is appended and fsynced as it completes."""
+    """Run every configuration not already finished; each record is appended and fsynced as it completes.
+
+    With ``sweep.processes`` = N > 1 the sweep makes N rounds over the configurations (asv's rounds: a configuration's
+    processes are spread over the run, so a slow minute of the machine does not land on all of them); each process's
+    record goes to ``processes.jsonl`` as it finishes, and a configuration's merged row is appended once its last
+    process is in. A process that does not finish ok ends its configuration with that record (a note says which).
+    """
     results = sweep.run_dir / RESULTS_FILE
+    side = sweep.run_dir / PROCESSES_FILE
     repair_tail(results)
     _ensure_file(results)
     done = finished_keys(results, rerun_failed=sweep.rerun_failed) if sweep.resume else set()
@@ -240,23 +250,51 @@ def run_sweep(sweep: Sweep, *, executor: Executor | None = None,
         profile_key = next((c.key for c, why in todo if why is None and c.key not in done
                             and sweep.profile in (PROFILE_FIRST, c.strategy)), None)
     run = executor or _default_executor(sweep, profile_key)
+    n = max(1, sweep.processes)
+    if n > 1:
+        repair_tail(side)
+    measured = _finished_processes(side) if n > 1 and sweep.resume else {}
     records: list[Record] = []
     total = len(todo)
+
+    def finish(i: int, rec: Record) -> None:
+        append_record(results, rec)
+        done.add(rec.config_key)
+        records.append(rec)
+        if on_done:
+            on_done(i, total, rec)
+
     try:
-        for i, (cfg, skip_reason) in enumerate(todo, 1):
-            if cfg.key in done:
-                continue
-            if on_start:
-                on_start(i, total, cfg)
-            if skip_reason is not None:
-                rec = cfg.new_record(sweep.run_id, status="skipped", error=skip_reason)
-            else:
-                rec = _measure(run, cfg, sweep)
-            append_record(results, rec)
-            done.add(cfg.key)
-            records.append(rec)
-            if on_done:
-                on_done(i, total, rec)
+        for round_ in range(n):
+            for i, (cfg, skip_reason) in enumerate(todo, 1):
+                if cfg.key in done:
+                    continue
+                if skip_reason is not None:
+                    if on_start:
+                        on_start(i, total, cfg)
+                    finish(i, cfg.new_record(sweep.run_id, status="skipped", error=skip_reason))
+                    continue
+                got = measured.setdefault(cfg.key, [])
+                if len(got) > round_:
+                    continue  # measured before a resume
+                if on_start:
+                    on_start(i, total, cfg)
+                rec = run(cfg, sweep.run_id)
+                if n == 1:
+                    finish(i, rec)
+                    continue
+                if rec.status != "ok":
+                    rec.processes = n
+                    rec.notes.append(f"process {len(got) + 1} of {n} measuring this configuration {rec.status}; "
+                                     "the others are not kept")
+                    finish(i, rec)
+                    continue
+                append_record(side, rec)
+                got.append(rec)
+                if len(got) == n:
+                    finish(i, merge_processes(got))
+        if n > 1:
+            side.unlink(missing_ok=True)
     finally:
         for sub in (WORK_DIR, LOG_DIR):  # drop them when empty
             try:

@@ -12,7 +12,7 @@ from accessbench.suite.cli.entry import main
 from accessbench.suite.measure.lifecycle import Config
 from accessbench.suite.measure.processes import merge_processes
 from accessbench.suite.measure.records import RESULTS_FILE, Record, read_records
-from accessbench.suite.runner.sweep import Sweep, run_sweep
+from accessbench.suite.runner.sweep import PROCESSES_FILE, Sweep, run_sweep
 from accessbench.workloads.config import Workload
 
 
@@ -78,12 +78,39 @@ def test_sweep_runs_each_configuration_in_n_processes(tiny_store: Path, tmp_path
         return rec
 
     records = run_sweep(Sweep(configs=configs, run_dir=tmp_path, processes=3), executor=executor)
-    assert calls == [configs[0].key] * 3 + [configs[1].key] * 2  # the second stops at its failed process
-    assert records[0].processes == 3 and records[0].sample_runs == [20, 20, 20]
-    assert records[1].status == "failed" and "process 2 of 3 measuring this configuration failed" in \
-        records[1].notes[-1]
+    a, b = configs[0].key, configs[1].key
+    assert calls == [a, b, a, b, a]  # rounds over the configurations; the second stops at its failed process
+    assert records[0].status == "failed" and "process 2 of 3 measuring this configuration failed" in \
+        records[0].notes[-1]
+    assert records[1].processes == 3 and records[1].sample_runs == [20, 20, 20]
     rows, bad = read_records(tmp_path / RESULTS_FILE)
     assert bad == 0 and [r["processes"] for r in rows] == [3, 3]
+    assert not (tmp_path / PROCESSES_FILE).exists()  # the per-process file goes once the sweep is complete
+
+
+def test_a_killed_processes_sweep_resumes_without_measuring_again(tiny_store: Path, tmp_path: Path) -> None:
+    wl = Workload(name="t", store=str(tiny_store), mode="gather", steps=2, warmup_steps=0, gather_ids=64)
+    configs = [Config(strategy="cpu-centric", workload=wl, mode="gather", device="cpu", options={"prefetch": p})
+               for p in range(2)]
+    calls: list[str] = []
+
+    def executor(cfg: Config, run_id: str) -> Record:
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed while measuring the fourth process
+        calls.append(cfg.key)
+        return _rec(0.01, seed=len(calls), run_id=run_id, config_key=cfg.key, strategy=cfg.strategy)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(Sweep(configs=configs, run_dir=tmp_path, processes=2), executor=executor)
+    rows, _ = read_records(tmp_path / RESULTS_FILE)
+    assert [r["config_key"] for r in rows] == [configs[0].key]  # its two processes were in: merged and appended
+    calls.clear()
+    calls.append("")  # the executor now allows two more calls before "the kill" (never reached)
+    records = run_sweep(Sweep(configs=configs, run_dir=tmp_path, processes=2, resume=True), executor=executor)
+    assert calls[1:] == [configs[1].key]  # only the missing process ran
+    assert [r.config_key for r in records] == [configs[1].key] and records[0].processes == 2
+    rows, bad = read_records(tmp_path / RESULTS_FILE)
+    assert bad == 0 and [r["config_key"] for r in rows] == [configs[0].key, configs[1].key]
 
 
 def test_processes_must_be_positive_and_isolated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
