@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="measured steps per configuration")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per configuration")
     p.add_argument("--processes", type=int, default=1,
-                   help="worker processes per configuration, back to back, merged into one record whose samples "
+                   help="worker processes per configuration, in rounds over the sweep, merged into one record whose samples "
                         "keep each process's steps apart (default: 1); --compare then resamples processes too")
     p.add_argument("--cores", type=int, default=None,
                    help="pin each worker to this many CPUs with one intra-op thread each (default: the workload's "

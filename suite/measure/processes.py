@@ -1,4 +1,5 @@
-"""One configuration measured by several worker processes (``accessbench run --processes N``): one record.
+"""One configuration measured by several worker processes (``accessbench run --processes N``, in rounds over the
+sweep: suite/runner/sweep.py): one record.
 
 Why: on a shared or virtualised machine a whole process can run slower than the next one (where its threads and
 pages land, what the hypervisor does), and the steps of one process cannot show that. asv and pyperf measure each

@@ -171,7 +171,7 @@ class Sweep:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     profile: str | None = None
     rerun_failed: bool = False  # with resume: a failed row is not final, its configuration runs again
-    processes: int = 1  # worker processes per configuration, back to back, merged into one record
+    processes: int = 1  # worker processes per configuration, in rounds over the sweep, merged into one record
 
     def settings_for(self, cfg: Config, *, profile: bool = False) -> TelemetrySettings:
         """The telemetry settings of one configuration (traces into the run directory)."""
