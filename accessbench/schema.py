@@ -20,6 +20,7 @@ __all__ = [
     "CONTENDED_CORES",
     "FIELDS",
     "FIELD_NAMES",
+    "HEADLINE_PHASES",
     "MERGE_RULES",
     "PHASES",
     "POWER_TRACE_PATTERN",
@@ -55,6 +56,9 @@ POWER_TRACE_PATTERN = "power_{key}.csv"
 
 #: Phases of one step, in the order plots stack them; each is a column ``<phase>_s`` (+ ``_p10``, ``_p90``).
 PHASES: tuple[str, ...] = ("sample", "gather", "transfer", "compute", "step")
+#: The time a configuration is judged by (reports, compare, --processes): the first of these phases with a median.
+#: Every mode times ``step``; ``gather`` is the fallback for rows without it.
+HEADLINE_PHASES: tuple[str, ...] = ("step", "gather")
 #: Byte tiers a strategy counts (``bytes_<tier>``).
 TIERS: tuple[str, ...] = ("host", "h2d", "disk", "peer", "device")
 #: Outcomes of a configuration.
@@ -282,7 +286,7 @@ FIELDS: tuple[Field, ...] = (
     F("processes", "int", "count", "samples", "same",
       "worker processes that measured this configuration (run --processes; null: one)"),
     F("process_medians", "list", "s", "samples", "same",
-      "each process's headline median (step_s, else gather_s, else sample_s), in order; several processes only"),
+      "each process's headline median (step_s, else gather_s), in order; several processes only"),
     F("sample_runs", "list", "count", "samples", "same",
       "samples each process contributed to every phase, in order (samples are their concatenation); several "
       "processes only"),

@@ -27,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from accessbench.schema import HEADLINE_PHASES
+
 from .intervals import LEVEL, clean_samples, ratio_interval, sample_runs
 
 __all__ = ["DEFAULT_THRESHOLD", "MIN_PHASE_SHARE", "VERDICTS", "Comparison", "compare_results"]
@@ -109,7 +111,7 @@ def _samples(rec: pd.Series, phase: str) -> list[float]:
 def _metrics(b: pd.Series, n: pd.Series) -> list[tuple[str, bool]]:
     """(metric, is_headline) to judge, the headline first."""
     head = ""
-    for phase in ("step", "gather"):
+    for phase in HEADLINE_PHASES:
         if _pos(b.get(f"{phase}_s")) and _pos(n.get(f"{phase}_s")):
             head = f"{phase}_s"
             break

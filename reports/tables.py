@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from accessbench.schema import CONTENDED_CORES
+from accessbench.schema import CONTENDED_CORES, HEADLINE_PHASES
 
 from .ceilings import CEILING_LABELS, ceiling_value, relevant_ceiling
 from .intervals import LEVEL, clean_samples, ratio_interval, sample_runs
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 BASELINE_STRATEGY = "cpu-centric"
-_TIME_PHASES = ("step", "gather")
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ COLUMNS: tuple[Column, ...] = (
 
 def headline_time(row: Any) -> tuple[float, float, float, str]:
     """The time a configuration is judged by: ``step_s`` (median, p10, p90), else ``gather_s``; NaN if neither."""
-    for phase in _TIME_PHASES:
+    for phase in HEADLINE_PHASES:
         value = row.get(f"{phase}_s")
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             return float(value), float(row.get(f"{phase}_s_p10", math.nan)), float(

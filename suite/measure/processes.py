@@ -8,8 +8,8 @@ benchmark in several processes for the same reason. The merged record:
 - every phase's ``samples`` is the concatenation of the processes' samples, in order; ``sample_runs`` says how many
   each process contributed, so the compare can resample processes first, then steps (reports/intervals.py);
 - every phase's median and p10/p90 are recomputed over the pooled samples;
-- ``processes`` is N and ``process_medians`` each process's headline median (``step_s``, else ``gather_s``, else
-  ``sample_s``), in order;
+- ``processes`` is N and ``process_medians`` each process's headline median (``schema.HEADLINE_PHASES``: ``step_s``,
+  else ``gather_s``), in order;
 - everything else (counters, rates, energy, memory, telemetry) is that of the *median process* (the one whose
   headline median is the middle one; for an even N the lower middle), which a note names.
 
@@ -19,6 +19,7 @@ configuration's row, with a note saying which of the N it was.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from accessbench import schema
@@ -27,15 +28,7 @@ from accessbench.stats import summarise
 from .phases import capped_samples
 from .records import PHASE_FIELDS, Record
 
-__all__ = ["headline_metric", "merge_processes"]
-
-
-def headline_metric(rec: Record) -> str | None:
-    """The phase whose median is the record's headline time: ``step``, else ``gather``, else ``sample``."""
-    for phase in ("step", "gather", "sample"):
-        if getattr(rec, f"{phase}_s") is not None:
-            return phase
-    return None
+__all__ = ["merge_processes"]
 
 
 def merge_processes(records: Sequence[Record]) -> Record:
@@ -48,26 +41,19 @@ def merge_processes(records: Sequence[Record]) -> Record:
     failed = next((r for r in records if r.status != "ok"), None)
     if failed is not None:
         raise ValueError(f"cannot merge a {failed.status} record; the sweep keeps it as the configuration's row")
-    phase = headline_metric(records[0])
-    medians = [getattr(r, f"{phase}_s") if phase else None for r in records]
-    if phase is None or any(m is None for m in medians):
-        order = list(range(n))
-    else:
-        order = sorted(range(n), key=lambda i: medians[i])
-    middle = order[(n - 1) // 2]
+    phase = next((p for p in schema.HEADLINE_PHASES if all(getattr(r, f"{p}_s") is not None for r in records)),
+                 None)
+    medians: list[float] = [getattr(r, f"{phase}_s") for r in records] if phase else []
+    middle = sorted(range(n), key=medians.__getitem__)[(n - 1) // 2] if phase else 0
     out = records[middle]
-    per_process_cap = max(1, schema.SAMPLES_CAP // n)
-    runs: list[int] = []
+    cap = max(1, schema.SAMPLES_CAP // n)
     pooled: dict[str, list[float]] = {}
     for rec in records:
-        counts = {len(v) for v in rec.samples.values()}
-        runs.append(min(counts) if counts else 0)
         for ph, values in rec.samples.items():
-            pooled.setdefault(ph, []).extend(capped_samples(list(values), per_process_cap))
-    if any(len({len(v) for v in r.samples.values()}) > 1 for r in records):
-        runs = []  # phases with unequal counts: no process boundaries to resample by
-    else:
-        runs = [min(r, per_process_cap) for r in runs]
+            pooled.setdefault(ph, []).extend(capped_samples(list(values), cap))
+    # process boundaries, where every phase of a process kept the same number of samples
+    counts = [{len(v) for v in r.samples.values()} for r in records]
+    runs = [min(next(iter(c)), cap) for c in counts] if all(len(c) == 1 for c in counts) else None
     out.samples = pooled
     for ph in PHASE_FIELDS:
         med, p10, p90 = summarise(pooled.get(ph, []))
@@ -77,19 +63,20 @@ def merge_processes(records: Sequence[Record]) -> Record:
         setattr(out, f"{ph}_s_p10", p10)
         setattr(out, f"{ph}_s_p90", p90)
     out.processes = n
-    out.process_medians = medians if phase else None
-    out.sample_runs = runs or None
+    out.process_medians = medians or None
+    out.sample_runs = runs
     out.contended = any(bool(r.contended) for r in records)
     busiest = max((r.cpu_others_cores for r in records if r.cpu_others_cores is not None), default=None)
     if busiest is not None:
         out.cpu_others_cores = busiest
     if phase:
-        spread = ", ".join(f"{m * 1e3:.3g}" for m in medians)
-        out.notes.append(f"{n} worker processes measured this configuration: {phase} medians {spread} ms "
-                         f"(spread {max(medians) / min(medians):.2f}x); timings pool their steps, counters, rates "
+        spread = max(medians) / min(medians) if min(medians) > 0 else math.inf
+        listed = ", ".join(f"{m * 1e3:.3g}" for m in medians)
+        out.notes.append(f"{n} worker processes measured this configuration: {phase} medians {listed} ms "
+                         f"(spread {spread:.2f}x); timings pool their steps, counters, rates "
                          f"and energy are process {middle + 1}'s (the median one); contended if any was, "
                          f"cpu_others_cores the largest")
-    if phase and min(medians) > 0 and max(medians) / min(medians) > 1.1:
+    if phase and spread > 1.1:
         out.notes.append(f"processes disagree by more than 10% on {phase}_s: drift between processes on this "
                          "machine; judge changes with the interval over processes (report --compare)")
     return out

@@ -26,7 +26,7 @@ from accessbench.suite.measure.records import RESULTS_FILE, Record, append_recor
 from accessbench.suite.telemetry.settings import TelemetrySettings
 from accessbench.workloads.config import Workload
 
-from .isolation import DEFAULT_TIMEOUT_S, LOG_DIR, WORK_DIR, run_isolated
+from .isolation import DEFAULT_TIMEOUT_S, LOG_DIR, WORK_DIR, record_from_dict, run_isolated
 from .rundir import unique_dir
 
 __all__ = [
@@ -217,8 +217,6 @@ PROCESSES_FILE = "processes.jsonl"
 
 def _finished_processes(path: Path) -> dict[str, list[Record]]:
     """The ok per-process records already in ``path``, by configuration key, in order."""
-    from .isolation import record_from_dict
-
     out: dict[str, list[Record]] = {}
     if not path.is_file():
         return out
